@@ -1,0 +1,153 @@
+"""L3 annotations ("labels"): the file an annotator exports and training reads.
+
+A training folder holds cases. A case is a CT file plus its label, side by side:
+
+* ``<case>.nrrd`` / ``<case>.nii.gz`` / ``<case>.nii`` / a DICOM folder ``<case>/`` — the CT, and
+* ``<case>.l3.json`` — the label written by :func:`write_label` (format below), **or**
+* ``<case>_vertebrae.nii.gz`` — a vertebra label map in VerSe ids (L3 = 22), from which the L3
+  range is derived (:func:`l3_range_from_vertebra_map`).
+
+Label JSON (``format`` = ``"l3locator-label"``, ``format_version`` = 1)::
+
+    {"format": "l3locator-label", "format_version": 1,
+     "case": "patient042", "image": "patient042.nrrd",
+     "slice_axis": "k", "num_slices": 120,
+     "l3_slice_index": 57, "l3_slice_range": [52, 62],        # 0-based, inclusive, image's own IJK
+     "l3_position_ras": [0.0, -20.5, -310.2],                  # mm, RAS
+     "source": "corrected",                                    # accepted | corrected | manual | label_map | phantom
+     "annotator": "jdoe", "created": "2026-11-24T21:40:00+00:00",
+     "model": "default.pt", "model_slice_index": 55}           # optional: what the model had said
+
+Labels are never lost: writes are atomic and never replace an existing file unless asked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import LabelError
+
+FORMAT = "l3locator-label"
+FORMAT_VERSION = 1
+LABEL_SUFFIX = ".l3.json"
+VERTEBRA_MAP_SUFFIX = "_vertebrae.nii.gz"
+L3_VERSE_ID = 22
+SOURCES = ("accepted", "corrected", "manual", "label_map", "phantom")
+
+
+@dataclass
+class L3Label:
+    """One case's L3 annotation (slice indices 0-based along ``slice_axis``; RAS mm)."""
+
+    case: str
+    image: str
+    l3_slice_index: int
+    l3_slice_range: tuple[int, int]
+    source: str
+    num_slices: int
+    slice_axis: str = "k"
+    l3_position_ras: list[float] | None = None
+    annotator: str = ""
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    model: str | None = None
+    model_slice_index: int | None = None
+
+    def __post_init__(self) -> None:
+        first, last = (int(v) for v in self.l3_slice_range)
+        self.l3_slice_range = (first, last)
+        self.l3_slice_index = int(self.l3_slice_index)
+        if self.source not in SOURCES:
+            raise LabelError(f"label source must be one of {SOURCES}, got {self.source!r}")
+        if not 0 <= first <= self.l3_slice_index <= last < self.num_slices:
+            raise LabelError(
+                f"label for {self.case!r}: need 0 <= first <= index <= last < {self.num_slices}, "
+                f"got range {self.l3_slice_range} and index {self.l3_slice_index}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["l3_slice_range"] = list(self.l3_slice_range)
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, **values}
+
+
+def label_path_for(folder: str | os.PathLike, case: str) -> Path:
+    """Where the label of ``case`` lives in a training folder."""
+    return Path(folder) / f"{case}{LABEL_SUFFIX}"
+
+
+def write_label(label: L3Label, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``label`` as JSON atomically.
+
+    The content goes to a temporary file in the same folder first; it then appears under
+    ``path`` in one step (a hard link when ``overwrite`` is False, which fails if ``path``
+    exists, so a concurrent or earlier label is never clobbered; a rename otherwise).
+
+    Raises:
+        LabelError: ``path`` exists and ``overwrite`` is False.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(label.to_dict(), handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError as exc:
+                raise LabelError(f"a label already exists at {path}; not overwriting (choose overwrite explicitly)") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def read_label(path: str | os.PathLike) -> L3Label:
+    """Read and validate a label file.
+
+    Raises:
+        LabelError: missing, not JSON, not a label, newer format, or inconsistent values.
+    """
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise LabelError(f"label file not found: {path}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LabelError(f"{path}: not a readable label file ({exc})") from exc
+    if not isinstance(values, dict) or values.get("format") != FORMAT:
+        raise LabelError(f"{path}: not an L3Locator label (missing format marker {FORMAT!r})")
+    if not isinstance(values.get("format_version"), int) or values["format_version"] > FORMAT_VERSION:
+        raise LabelError(f"{path}: label format version {values.get('format_version')} is not supported")
+    fields_ = {k: v for k, v in values.items() if k not in ("format", "format_version")}
+    try:
+        return L3Label(**fields_)
+    except TypeError as exc:
+        raise LabelError(f"{path}: unexpected or missing label fields ({exc})") from exc
+
+
+def l3_range_from_vertebra_map(labels: np.ndarray, axial_axis: int = 2, l3_id: int = L3_VERSE_ID) -> tuple[int, int] | None:
+    """Inclusive axial slice range where the L3 label is present, or None if absent.
+
+    Args:
+        labels: label map indexed ``[k, j, i]`` like :class:`~l3locator.volume.CTVolume` voxels.
+        axial_axis: voxel axis (0 = i, 1 = j, 2 = k) along which slices are counted.
+    """
+    other = tuple(d for d in range(3) if d != 2 - axial_axis)
+    present = np.flatnonzero(np.any(labels == l3_id, axis=other))
+    if present.size == 0:
+        return None
+    return int(present[0]), int(present[-1])

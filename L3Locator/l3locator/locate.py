@@ -1,0 +1,97 @@
+"""From per-slice L3 probabilities to one answer with a confidence and flags.
+
+The rule (all distances in mm along the axial axis, so it behaves the same for 1 mm and 5 mm
+slices):
+
+1. **Smooth** the probabilities with a Gaussian, sigma ``smoothing_mm`` (isolated one-slice
+   spikes are damped; an L3 body spans 25–40 mm, many slices).
+2. **Candidates** are the maximal runs of consecutive slices whose smoothed probability is at
+   least ``threshold``.
+3. Each run's **mass** is the sum of its smoothed probabilities times the slice thickness: the
+   expected length of L3 inside it, in mm. The run with the largest mass wins.
+4. The **L3 slice** is the probability-weighted centroid of the winning run, rounded to the
+   nearest slice; the **L3 range** is the run's first and last slice.
+5. **Confidence** = peak smoothed probability of the run × its share of the total mass of all
+   runs × an extent factor (1 when the run is 10–60 mm long, 0.5 otherwise).
+
+Flags:
+
+* ``no_l3_found``: no run, or the best run's mass is below ``min_mass_mm`` (weak evidence).
+* ``multiple_candidates``: another run has at least ``rival_fraction`` of the winner's mass.
+* ``l3_at_scan_edge``: the winning run touches the first or last slice (L3 may be cut off).
+* ``implausible_extent``: the winning run is shorter than 10 mm or longer than 60 mm.
+* ``low_confidence``: the confidence is below ``low_confidence`` (review by a person).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+PLAUSIBLE_EXTENT_MM = (10.0, 60.0)
+
+
+@dataclass(frozen=True)
+class LocateRule:
+    """Parameters of the rule above (mm, probabilities, fractions)."""
+
+    smoothing_mm: float = 4.0
+    threshold: float = 0.5
+    min_mass_mm: float = 4.0
+    rival_fraction: float = 0.3
+    low_confidence: float = 0.5
+
+
+@dataclass
+class Localization:
+    """The answer for one scan. Slice indices are 0-based along the axial axis, inclusive ranges."""
+
+    l3_found: bool
+    slice_index: int | None
+    slice_range: tuple[int, int] | None
+    confidence: float
+    flags: list[str] = field(default_factory=list)
+    smoothed: np.ndarray | None = None
+
+
+def find_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive ``(first, last)`` index pairs of the runs of True in a 1D boolean array."""
+    padded = np.concatenate(([False], np.asarray(mask, dtype=bool), [False]))
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def locate_l3(probabilities: np.ndarray, slice_thickness_mm: float, rule: LocateRule = LocateRule()) -> Localization:
+    """Apply the rule to ``probabilities`` (one per slice, in [0, 1]); see the module docstring."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 1 or len(p) == 0:
+        raise ValueError("probabilities must be a non-empty 1D array")
+    if slice_thickness_mm <= 0:
+        raise ValueError("slice thickness must be positive")
+    sigma = rule.smoothing_mm / slice_thickness_mm
+    smoothed = gaussian_filter1d(p, sigma, mode="nearest") if sigma >= 0.25 else p.copy()
+    runs = find_runs(smoothed >= rule.threshold)
+    masses = [float(smoothed[a : b + 1].sum()) * slice_thickness_mm for a, b in runs]
+    if not runs or max(masses) < rule.min_mass_mm:
+        return Localization(False, None, None, 0.0, ["no_l3_found"], smoothed)
+
+    best = int(np.argmax(masses))
+    first, last = runs[best]
+    weights = smoothed[first : last + 1]
+    centre = int(round(float(np.sum(np.arange(first, last + 1) * weights) / weights.sum())))
+
+    flags: list[str] = []
+    if any(m >= rule.rival_fraction * masses[best] for i, m in enumerate(masses) if i != best):
+        flags.append("multiple_candidates")
+    if first == 0 or last == len(p) - 1:
+        flags.append("l3_at_scan_edge")
+    extent_mm = (last - first + 1) * slice_thickness_mm
+    plausible = PLAUSIBLE_EXTENT_MM[0] <= extent_mm <= PLAUSIBLE_EXTENT_MM[1]
+    if not plausible:
+        flags.append("implausible_extent")
+    confidence = float(weights.max()) * masses[best] / sum(masses) * (1.0 if plausible else 0.5)
+    if confidence < rule.low_confidence:
+        flags.append("low_confidence")
+    return Localization(True, centre, (first, last), confidence, flags, smoothed)

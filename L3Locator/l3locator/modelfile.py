@@ -1,0 +1,131 @@
+"""The network and the model file that carries it with its preprocessing and provenance.
+
+A model file is a ``torch.save`` of a plain dict (strings, numbers, lists, dicts and tensors
+only), so it loads with ``torch.load(weights_only=True)``: opening a file never runs code.
+
+Keys: ``format`` (``"l3locator-model"``), ``format_version``, ``arch`` (torchvision name),
+``num_classes``, ``class_names``, ``preprocessing`` (a :class:`PreprocessingConfig` dict, which
+includes the input size and channel mode), ``provenance`` (training data summary, design
+parameters, metrics, dates: JSON-compatible), ``state_dict`` (float32 or float16 tensors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+
+from .errors import ModelFileError
+from .preprocessing import PreprocessingConfig
+
+FORMAT = "l3locator-model"
+FORMAT_VERSION = 1
+CLASS_NAMES = ("not_L3", "L3")
+#: Architectures a model file may name. ResNet50 is the paper's; ResNet18 serves quick tests.
+ARCHITECTURES = ("resnet50", "resnet18")
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "default.pt"
+
+
+def build_network(arch: str = "resnet50", num_classes: int = len(CLASS_NAMES)) -> torch.nn.Module:
+    """A randomly initialised torchvision classifier (no pretrained weights are available)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
+    return getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+
+
+@dataclass
+class L3Model:
+    """A network ready for inference or further training, with what it needs to be used right."""
+
+    network: torch.nn.Module
+    preprocessing: PreprocessingConfig
+    arch: str = "resnet50"
+    class_names: tuple[str, ...] = CLASS_NAMES
+    provenance: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    @classmethod
+    def new(cls, arch: str = "resnet50", preprocessing: PreprocessingConfig | None = None) -> L3Model:
+        """An untrained model."""
+        return cls(build_network(arch), preprocessing or PreprocessingConfig(), arch=arch, source="untrained")
+
+    @property
+    def name(self) -> str:
+        """Short label for reports: the file name, or how the model was made."""
+        return Path(self.source).name if self.source else self.arch
+
+    def save(self, path: str | os.PathLike, *, half: bool = False, overwrite: bool = True) -> Path:
+        """Write the model file atomically (temporary file, then rename).
+
+        Args:
+            half: store weights as float16 (halves the size; loading converts back to float32).
+            overwrite: if False, refuse to replace an existing file.
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; not overwriting")
+        try:
+            provenance = json.loads(json.dumps(self.provenance))
+        except TypeError as exc:
+            raise ValueError(f"provenance must be JSON-compatible: {exc}") from exc
+        state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone() for k, v in self.network.state_dict().items()}
+        payload = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "arch": self.arch,
+            "num_classes": len(self.class_names),
+            "class_names": list(self.class_names),
+            "preprocessing": self.preprocessing.to_dict(),
+            "provenance": provenance,
+            "state_dict": state,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return path
+
+
+def load_model(path: str | os.PathLike | None = None) -> L3Model:
+    """Load a model file safely (``weights_only=True``); ``None`` loads the shipped default.
+
+    Raises:
+        ModelFileError: the file is missing, unreadable, not an L3Locator model, from a newer
+            format version, or its weights do not fit its declared architecture.
+    """
+    path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    if not path.is_file():
+        hint = " (no default model is shipped in this installation; pass --model)" if path == DEFAULT_MODEL_PATH else ""
+        raise ModelFileError(f"model file not found: {path}{hint}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt/foreign files
+        raise ModelFileError(f"{path}: not a readable L3Locator model file ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not an L3Locator model file (missing format marker {FORMAT!r})")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(f"{path}: model format version {version} is newer than this L3Locator supports ({FORMAT_VERSION}); update L3Locator")
+    try:
+        arch = payload["arch"]
+        class_names = tuple(payload["class_names"])
+        preprocessing = PreprocessingConfig.from_dict(payload["preprocessing"])
+        network = build_network(arch, int(payload["num_classes"]))
+        network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: incompatible or damaged model file ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+    if class_names != CLASS_NAMES:
+        raise ModelFileError(f"{path}: expected classes {CLASS_NAMES}, file has {class_names}")
+    network.eval()
+    return L3Model(network, preprocessing, arch=arch, class_names=class_names, provenance=payload.get("provenance", {}), source=str(path))

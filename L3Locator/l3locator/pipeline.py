@@ -1,0 +1,135 @@
+"""Find L3 in one scan: the job every shell (CLI, batch script, Slicer module) runs."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .locate import LocateRule, locate_l3
+from .modelfile import L3Model, load_model
+from .reading import load_ct
+from .scoring import ProgressCallback, score_volume
+from .volume import AXIS_NAMES, CTVolume
+
+MIN_SLICES = 2
+
+
+@dataclass
+class L3Result:
+    """The answer for one scan, as the CLI's ``--json`` prints it (see :meth:`to_dict`).
+
+    Slice indices are 0-based along the axial axis (``slice_axis``, normally ``"k"``); ranges
+    are inclusive; positions are RAS millimetres.
+    """
+
+    input: str
+    l3_found: bool
+    l3_slice_index: int | None
+    l3_slice_range: tuple[int, int] | None
+    l3_position_ras: list[float] | None
+    confidence: float
+    flags: list[str]
+    slice_probabilities: list[float]
+    model: str
+    seconds: float
+    slice_axis: str = "k"
+    num_slices: int = 0
+    slice_thickness_mm: float = 0.0
+    scored_slices: list[int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with the contract keys (``input``, ``l3_found``, ``l3_slice_index``,
+        ``l3_slice_range``, ``l3_position_ras``, ``confidence``, ``flags``,
+        ``slice_probabilities``, ``model``, ``seconds``) and a few more."""
+        return {
+            "input": self.input,
+            "l3_found": self.l3_found,
+            "l3_slice_index": self.l3_slice_index,
+            "l3_slice_range": list(self.l3_slice_range) if self.l3_slice_range else None,
+            "l3_position_ras": self.l3_position_ras,
+            "confidence": round(self.confidence, 4),
+            "flags": list(self.flags),
+            "slice_probabilities": [round(float(p), 5) for p in self.slice_probabilities],
+            "scored_slices": self.scored_slices,
+            "model": self.model,
+            "seconds": round(self.seconds, 3),
+            "slice_axis": self.slice_axis,
+            "num_slices": self.num_slices,
+            "slice_thickness_mm": round(self.slice_thickness_mm, 4),
+            **self.extra,
+        }
+
+
+def check_volume(volume: CTVolume) -> None:
+    """Reject volumes that cannot be searched, with a message a user can act on."""
+    if volume.num_slices < MIN_SLICES:
+        raise InputError(f"{volume.source or 'volume'}: only {volume.num_slices} axial slice(s); L3 search needs a stack of slices")
+    if not np.issubdtype(volume.voxels.dtype, np.number) or np.issubdtype(volume.voxels.dtype, np.complexfloating):
+        raise InputError(f"{volume.source or 'volume'}: voxel type {volume.voxels.dtype} is not a CT intensity")
+    if volume.metadata.get("looks_like_ct") is False:
+        raise InputError(f"{volume.source or 'volume'}: values do not look like CT in Hounsfield units (no air below -500 HU); is this an MR or a processed image?")
+
+
+def result_from_probabilities(
+    volume: CTVolume,
+    probabilities: np.ndarray,
+    *,
+    model_name: str,
+    seconds: float,
+    rule: LocateRule = LocateRule(),
+    scored_slices: list[int] | None = None,
+) -> L3Result:
+    """Turn per-slice probabilities of ``volume`` into an :class:`L3Result` (see ``locate``)."""
+    found = locate_l3(probabilities, volume.slice_thickness, rule)
+    position = volume.slice_center_ras(found.slice_index).round(3).tolist() if found.l3_found else None
+    return L3Result(
+        input=volume.source,
+        l3_found=found.l3_found,
+        l3_slice_index=found.slice_index,
+        l3_slice_range=found.slice_range,
+        l3_position_ras=position,
+        confidence=found.confidence,
+        flags=found.flags,
+        slice_probabilities=[float(p) for p in probabilities],
+        model=model_name,
+        seconds=seconds,
+        slice_axis=AXIS_NAMES[volume.axial_axis],
+        num_slices=volume.num_slices,
+        slice_thickness_mm=volume.slice_thickness,
+        scored_slices=scored_slices,
+    )
+
+
+def find_l3(
+    source: str | os.PathLike | CTVolume,
+    model: L3Model | str | os.PathLike | None = None,
+    *,
+    device: str | torch.device | None = None,
+    batch_size: int = 32,
+    rule: LocateRule = LocateRule(),
+    progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> L3Result:
+    """Read ``source`` (a path or a volume), score every slice, and locate L3.
+
+    Args:
+        source: a DICOM folder, NIfTI or NRRD path, or an already loaded :class:`CTVolume`.
+        model: an :class:`L3Model`, a model file path, or None for the shipped default model.
+        device: ``"cpu"``, ``"cuda"``...; None picks CUDA when present.
+        progress: called as ``progress(done, total)`` while slices are scored.
+        should_cancel: polled between batches; returning True raises ``Cancelled``.
+    """
+    started = time.perf_counter()
+    volume = source if isinstance(source, CTVolume) else load_ct(source)
+    check_volume(volume)
+    l3model = model if isinstance(model, L3Model) else load_model(model)
+    probabilities = score_volume(l3model, volume, batch_size=batch_size, device=device, progress=progress, should_cancel=should_cancel)
+    return result_from_probabilities(volume, probabilities, model_name=l3model.name, seconds=time.perf_counter() - started, rule=rule)

@@ -1,0 +1,153 @@
+"""Slice preprocessing: the single definition shared by training and inference.
+
+A model file stores the :class:`PreprocessingConfig` it was trained with, and inference
+rebuilds the identical pipeline from it, so the two cannot disagree.
+
+Per axial slice (HU in, network input out), in this order:
+
+1. **Clip** to ``[hu_min, hu_max]`` HU (paper: [-200, 1500]).
+2. **Pad to square** with ``hu_min`` (air after clipping), centred, so non-square slices are
+   not distorted by the resize.
+3. **Resize** to ``input_size`` x ``input_size`` pixels (paper: 512 → 224), bilinear with
+   antialiasing.
+4. **Histogram stretch**: a per-slice linear contrast stretch that maps the
+   ``stretch_low_percentile``-th and ``stretch_high_percentile``-th percentiles of the resized
+   slice's values to 0 and 1 and saturates outside (MATLAB's ``imadjust(I, stretchlim(I))``,
+   defaults 1 % and 99 %). A constant slice becomes all zeros.
+5. **Channels** (3, for ResNet): ``"repeat"`` puts the same slice in all three channels (the
+   paper); ``"neighbors"`` (2.5D) puts the slices ``neighbor_offset_mm`` below and above the
+   slice in channels 0 and 2 (inferior, centre, superior; clamped at the scan's ends).
+
+Steps 1–4 are independent per slice, so a volume is processed once into a stack of
+single-channel images (:func:`preprocess_volume`), and channels are assembled per batch
+(:func:`assemble_inputs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .volume import CTVolume
+
+CHANNEL_MODES = ("repeat", "neighbors")
+
+
+@dataclass(frozen=True)
+class PreprocessingConfig:
+    """Settings of the slice preprocessing (units: HU, pixels, mm, percent)."""
+
+    hu_min: float = -200.0
+    hu_max: float = 1500.0
+    stretch_low_percentile: float = 1.0
+    stretch_high_percentile: float = 99.0
+    input_size: int = 224
+    channel_mode: str = "repeat"
+    neighbor_offset_mm: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.hu_min >= self.hu_max:
+            raise ValueError("hu_min must be below hu_max")
+        if not 0 <= self.stretch_low_percentile < self.stretch_high_percentile <= 100:
+            raise ValueError("stretch percentiles must satisfy 0 <= low < high <= 100")
+        if self.input_size < 16:
+            raise ValueError("input_size must be at least 16 pixels")
+        if self.channel_mode not in CHANNEL_MODES:
+            raise ValueError(f"channel_mode must be one of {CHANNEL_MODES}, got {self.channel_mode!r}")
+        if self.neighbor_offset_mm <= 0:
+            raise ValueError("neighbor_offset_mm must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PreprocessingConfig:
+        """Build from a stored dict; unknown keys are an error (a newer, incompatible file)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown preprocessing settings: {sorted(unknown)}")
+        return cls(**values)
+
+
+def preprocess_slices(hu_slices: np.ndarray | torch.Tensor, config: PreprocessingConfig) -> torch.Tensor:
+    """Steps 1–4 for a batch of slices.
+
+    Args:
+        hu_slices: ``[N, rows, columns]`` HU values (any real dtype).
+        config: preprocessing settings.
+
+    Returns:
+        float32 tensor ``[N, input_size, input_size]`` with values in [0, 1].
+    """
+    x = torch.as_tensor(np.ascontiguousarray(hu_slices) if isinstance(hu_slices, np.ndarray) else hu_slices)
+    x = x.to(torch.float32).clamp_(config.hu_min, config.hu_max)
+    n, rows, cols = x.shape
+    side = max(rows, cols)
+    if rows != cols:
+        top, left = (side - rows) // 2, (side - cols) // 2
+        x = F.pad(x, (left, side - cols - left, top, side - rows - top), value=config.hu_min)
+    size = config.input_size
+    if side != size:
+        x = F.interpolate(x[:, None], size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)[:, 0]
+    flat = x.reshape(n, -1)
+    q = torch.tensor([config.stretch_low_percentile / 100.0, config.stretch_high_percentile / 100.0])
+    low, high = torch.quantile(flat, q, dim=1, keepdim=True)
+    span = high - low
+    scale = torch.where(span > 0, 1.0 / span.clamp_min(1e-6), torch.zeros_like(span))
+    return ((flat - low) * scale).clamp_(0.0, 1.0).reshape(n, size, size)
+
+
+def iter_slice_chunks(volume: CTVolume, chunk_size: int = 32) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(first_index, hu_chunk)`` over the canonical axial stack, ``chunk_size`` slices at a time."""
+    stack = volume.axial_stack()
+    for start in range(0, stack.shape[0], chunk_size):
+        yield start, stack[start : start + chunk_size]
+
+
+def preprocess_volume(volume: CTVolume, config: PreprocessingConfig, chunk_size: int = 32) -> torch.Tensor:
+    """Steps 1–4 for every axial slice: float32 ``[num_slices, size, size]`` in [0, 1].
+
+    Works in chunks so peak memory stays near one chunk of float32 slices plus the output.
+    """
+    out = torch.empty((volume.num_slices, config.input_size, config.input_size), dtype=torch.float32)
+    for start, chunk in iter_slice_chunks(volume, chunk_size):
+        out[start : start + len(chunk)] = preprocess_slices(chunk, config)
+    return out
+
+
+def neighbor_offset_slices(config: PreprocessingConfig, slice_thickness_mm: float) -> int:
+    """Distance in slices between a slice and its 2.5D neighbours (at least 1)."""
+    return max(1, int(round(config.neighbor_offset_mm / slice_thickness_mm)))
+
+
+def assemble_inputs(
+    slices: torch.Tensor,
+    indices: np.ndarray | list[int],
+    config: PreprocessingConfig,
+    slice_thickness_mm: float,
+    superior_step: int = 1,
+) -> torch.Tensor:
+    """Step 5: the network input ``[B, 3, size, size]`` for the slices at ``indices``.
+
+    Args:
+        slices: output of :func:`preprocess_volume` (all slices of one scan).
+        indices: slice indices (along the axial axis, stored order) to build inputs for.
+        config: preprocessing settings (``channel_mode``, ``neighbor_offset_mm``).
+        slice_thickness_mm: distance between slices, for the 2.5D offset.
+        superior_step: +1 if the index grows toward the head, -1 otherwise, so channel 0 is
+            always the inferior neighbour.
+    """
+    idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+    if config.channel_mode == "repeat":
+        return slices[idx][:, None].expand(-1, 3, -1, -1)
+    step = neighbor_offset_slices(config, slice_thickness_mm) * superior_step
+    last = slices.shape[0] - 1
+    below = (idx - step).clamp(0, last)
+    above = (idx + step).clamp(0, last)
+    return torch.stack((slices[below], slices[idx], slices[above]), dim=1)
