@@ -13,7 +13,7 @@ Per axial slice (HU in, network input out), in this order:
 4. **Histogram stretch**: a per-slice linear contrast stretch that maps the
    ``stretch_low_percentile``-th and ``stretch_high_percentile``-th percentiles of the resized
    slice's values to 0 and 1 and saturates outside (MATLAB's ``imadjust(I, stretchlim(I))``,
-   defaults 1 % and 99 %). A constant slice becomes all zeros.
+   defaults 1 % and 99 %). A (near-)constant slice, percentiles < 1 HU apart, becomes zeros.
 5. **Channels** (3, for ResNet): ``"repeat"`` puts the same slice in all three channels (the
    paper); ``"neighbors"`` (2.5D) puts the slices ``neighbor_offset_mm`` below and above the
    slice in channels 0 and 2 (inferior, centre, superior; clamped at the scan's ends).
@@ -36,6 +36,8 @@ import torch.nn.functional as F
 from .volume import CTVolume
 
 CHANNEL_MODES = ("repeat", "neighbors")
+#: A slice whose stretch percentiles are closer than this (HU) counts as constant → zeros.
+MIN_STRETCH_SPAN_HU = 1.0
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def preprocess_slices(hu_slices: np.ndarray | torch.Tensor, config: Preprocessin
     q = torch.tensor([config.stretch_low_percentile / 100.0, config.stretch_high_percentile / 100.0])
     low, high = torch.quantile(flat, q, dim=1, keepdim=True)
     span = high - low
-    scale = torch.where(span > 0, 1.0 / span.clamp_min(1e-6), torch.zeros_like(span))
+    scale = torch.where(span >= MIN_STRETCH_SPAN_HU, 1.0 / span.clamp_min(MIN_STRETCH_SPAN_HU), torch.zeros_like(span))
     return ((flat - low) * scale).clamp_(0.0, 1.0).reshape(n, size, size)
 
 

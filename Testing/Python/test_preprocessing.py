@@ -1,0 +1,94 @@
+"""The one preprocessing definition: clip, pad, resize, stretch, channels."""
+
+import numpy as np
+import pytest
+import torch
+
+from l3locator.preprocessing import PreprocessingConfig, assemble_inputs, preprocess_slices, preprocess_volume
+from l3locator.volume import CTVolume
+
+
+def test_output_shape_range_and_dtype():
+    rng = np.random.default_rng(0)
+    hu = rng.normal(0, 400, size=(5, 60, 40)).astype(np.int16)
+    out = preprocess_slices(hu, PreprocessingConfig(input_size=32))
+    assert out.shape == (5, 32, 32) and out.dtype == torch.float32
+    assert float(out.min()) == 0.0 and float(out.max()) == 1.0
+
+
+def test_clip_window_and_percentile_stretch_match_a_direct_computation():
+    """A 224x224 slice needs no resize: the output is the clipped slice stretched between its percentiles."""
+    rng = np.random.default_rng(1)
+    hu = rng.uniform(-1000, 3000, size=(1, 224, 224)).astype(np.float32)
+    config = PreprocessingConfig()
+    clipped = np.clip(hu[0], -200, 1500)
+    low, high = np.percentile(clipped, [1, 99])
+    expected = np.clip((clipped - low) / (high - low), 0, 1)
+    np.testing.assert_allclose(preprocess_slices(hu, config)[0].numpy(), expected, atol=1e-4)
+
+
+def test_values_outside_the_hu_window_do_not_change_the_result():
+    rng = np.random.default_rng(2)
+    hu = rng.uniform(-200, 1500, size=(1, 64, 64)).astype(np.float32)
+    extreme = hu.copy()
+    extreme[0, :3, :3] = -3000  # below the window: behaves like -200
+    base = hu.copy()
+    base[0, :3, :3] = -200
+    config = PreprocessingConfig(input_size=64)
+    torch.testing.assert_close(preprocess_slices(extreme, config), preprocess_slices(base, config))
+
+
+def test_constant_slice_becomes_zeros():
+    out = preprocess_slices(np.full((2, 50, 50), 40.0), PreprocessingConfig(input_size=32))
+    assert torch.count_nonzero(out) == 0
+
+
+def test_non_square_slice_is_padded_not_stretched():
+    """A bright square in a wide slice must stay square after preprocessing."""
+    hu = np.full((1, 100, 200), -1000.0)
+    hu[0, 40:60, 90:110] = 1000.0
+    out = preprocess_slices(hu, PreprocessingConfig(input_size=100))[0].numpy() > 0.5
+    rows, cols = np.flatnonzero(out.any(axis=1)), np.flatnonzero(out.any(axis=0))
+    assert abs((rows[-1] - rows[0]) - (cols[-1] - cols[0])) <= 1
+
+
+def _ramp_volume(slices: int = 9, superior_first: bool = False) -> CTVolume:
+    """Each slice has a constant-free pattern scaled by its index so slices are distinguishable."""
+    yy, xx = np.mgrid[:32, :32]
+    voxels = np.stack([(xx * 10 + yy + k * 50).astype(np.float32) - 200 for k in range(slices)])
+    matrix = np.diag([1.0, 1.0, -2.0 if superior_first else 2.0, 1.0])
+    return CTVolume(voxels, matrix)
+
+
+def test_repeat_mode_puts_the_slice_in_every_channel():
+    volume = _ramp_volume()
+    config = PreprocessingConfig(input_size=32)
+    slices = preprocess_volume(volume, config)
+    inputs = assemble_inputs(slices, [4], config, volume.slice_thickness, volume.superior_step)
+    assert inputs.shape == (1, 3, 32, 32)
+    for c in range(3):
+        torch.testing.assert_close(inputs[0, c], slices[4])
+
+
+@pytest.mark.parametrize("superior_first", [False, True])
+def test_neighbors_mode_orders_channels_inferior_centre_superior(superior_first):
+    volume = _ramp_volume(superior_first=superior_first)
+    config = PreprocessingConfig(input_size=32, channel_mode="neighbors", neighbor_offset_mm=4.0)  # 2 slices of 2 mm
+    slices = preprocess_volume(volume, config)
+    inputs = assemble_inputs(slices, [4, 0], config, volume.slice_thickness, volume.superior_step)
+    inferior, superior = (6, 2) if superior_first else (2, 6)
+    torch.testing.assert_close(inputs[0, 0], slices[inferior])
+    torch.testing.assert_close(inputs[0, 1], slices[4])
+    torch.testing.assert_close(inputs[0, 2], slices[superior])
+    # At the scan's end the missing neighbour is clamped to the edge slice.
+    edge = 0
+    torch.testing.assert_close(inputs[1, 0 if not superior_first else 2], slices[edge])
+
+
+def test_config_round_trip_and_rejects_unknown_keys():
+    config = PreprocessingConfig(input_size=64, channel_mode="neighbors")
+    assert PreprocessingConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown"):
+        PreprocessingConfig.from_dict({**config.to_dict(), "gamma": 2})
+    with pytest.raises(ValueError):
+        PreprocessingConfig(channel_mode="rgb")
