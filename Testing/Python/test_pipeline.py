@@ -1,0 +1,126 @@
+"""find_l3 end to end (structure and geometry) and the CLI contract.
+
+Accuracy needs a trained model and is tested with the training code; here an untrained model
+gives arbitrary probabilities, so tests check shapes, keys, geometry, outputs and errors.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from l3locator.cli import CSV_COLUMNS, main
+from l3locator.errors import InputError
+from l3locator.markups import read_markups_points
+from l3locator.modelfile import L3Model
+from l3locator.pipeline import check_volume, find_l3, result_from_probabilities
+from l3locator.preprocessing import PreprocessingConfig
+from l3locator.volume import CTVolume
+from l3locator.writing import write_nifti
+
+CONTRACT_KEYS = {
+    "input", "l3_found", "l3_slice_index", "l3_slice_range", "l3_position_ras",
+    "confidence", "flags", "slice_probabilities", "model", "seconds",
+}
+
+
+def body_volume(slices: int = 20, thickness: float = 3.0) -> CTVolume:
+    """An ellipse of soft tissue with a bone disc, in air; LPS-like matrix (negative x, y)."""
+    yy, xx = np.mgrid[:48, :40]
+    body = ((yy - 24) / 20.0) ** 2 + ((xx - 20) / 17.0) ** 2 < 1
+    spine = ((yy - 34) ** 2 + (xx - 20) ** 2) < 16
+    slice_ = np.where(body, 40, -1000).astype(np.int16)
+    slice_[spine] = 700
+    voxels = np.repeat(slice_[None], slices, axis=0)
+    matrix = np.array([[-0.8, 0, 0, 10.0], [0, -0.8, 0, 20.0], [0, 0, thickness, -300.0], [0, 0, 0, 1]])
+    return CTVolume(voxels, matrix, source="body")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    return L3Model.new("resnet18", PreprocessingConfig(input_size=32)).save(path)
+
+
+@pytest.fixture(scope="module")
+def scan_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("scan") / "body.nii.gz"
+    write_nifti(body_volume(), path)
+    return path
+
+
+def test_find_l3_returns_one_probability_per_slice(model_file):
+    volume = body_volume(slices=17)
+    seen = []
+    result = find_l3(volume, model_file, batch_size=4, progress=lambda done, total: seen.append((done, total)))
+    assert len(result.slice_probabilities) == 17
+    assert all(0.0 <= p <= 1.0 for p in result.slice_probabilities)
+    assert seen[-1] == (17, 17) and len(seen) == 5
+    assert CONTRACT_KEYS <= set(result.to_dict())
+    json.dumps(result.to_dict())  # JSON-serialisable
+
+
+def test_found_position_is_the_centre_of_the_found_slice():
+    volume = body_volume(slices=30)
+    probabilities = np.full(30, 0.01)
+    probabilities[10:19] = 0.95
+    result = result_from_probabilities(volume, probabilities, model_name="m", seconds=0.1)
+    assert result.l3_found and result.l3_slice_index == 14
+    ijk = volume.ijk_of_ras(result.l3_position_ras)
+    assert ijk[2] == pytest.approx(14) and ijk[0] == pytest.approx(19.5) and ijk[1] == pytest.approx(23.5)
+
+
+def test_no_evidence_is_reported_as_not_found():
+    volume = body_volume(slices=30)
+    result = result_from_probabilities(volume, np.full(30, 0.05), model_name="m", seconds=0.1)
+    assert not result.l3_found and result.flags == ["no_l3_found"]
+    assert result.l3_position_ras is None and result.to_dict()["l3_slice_range"] is None
+
+
+def test_single_slice_and_non_ct_are_rejected():
+    with pytest.raises(InputError, match="only 1 axial slice"):
+        check_volume(body_volume(slices=1))
+    mr_like = CTVolume(np.full((5, 8, 8), 300, np.int16), np.eye(4), source="mr", metadata={"looks_like_ct": False})
+    with pytest.raises(InputError, match="do not look like CT"):
+        check_volume(mr_like)
+
+
+def test_cli_find_json_and_outputs(model_file, scan_file, tmp_path, capsys):
+    code = main(["find", str(scan_file), "--model", str(model_file), "--json", "--output-dir", str(tmp_path / "out")])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert CONTRACT_KEYS <= set(printed)
+    assert len(printed["slice_probabilities"]) == 20
+    outputs = printed["outputs"]
+    assert json.loads(open(outputs["result"]).read())["input"] == printed["input"]
+    assert Image.open(outputs["qc"]).size[0] > 100
+    if printed["l3_found"]:
+        np.testing.assert_allclose(read_markups_points(outputs["markups"])[0], printed["l3_position_ras"])
+
+
+def test_cli_bad_input_exits_2_with_one_line(model_file, tmp_path, capsys):
+    code = main(["find", str(tmp_path / "missing.nii.gz"), "--model", str(model_file)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("l3locator: error:") and err.count("\n") == 1
+
+
+def test_cli_corrupt_model_exits_2(scan_file, tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    assert main(["find", str(scan_file), "--model", str(bad)]) == 2
+    assert "bad.pt" in capsys.readouterr().err
+
+
+def test_cli_batch_reports_bad_scans_in_their_row(model_file, scan_file, tmp_path, capsys):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a scan")
+    output = tmp_path / "results.csv"
+    code = main(["batch", str(scan_file), str(bad), str(tmp_path / "gone.nii"), "--model", str(model_file), "--output", str(output)])
+    assert code == 1
+    lines = output.read_text().splitlines()
+    assert lines[0].split(",") == list(CSV_COLUMNS) and len(lines) == 4
+    assert [line.split(",")[1] for line in lines[1:]] == ["ok", "error", "error"]
+    assert "unsupported file type" in lines[2]
