@@ -137,7 +137,10 @@ def write_dicom_series(
     Files are uncompressed explicit VR little endian, signed int16 with RescaleSlope/Intercept
     (exact for integer voxels), with ImagePositionPatient / ImageOrientationPatient (LPS),
     PixelSpacing and SliceThickness taken from ``ijk_to_ras``. The volume's ``k`` axis must be
-    perpendicular to its ``i``-``j`` planes. Raises :class:`FileExistsError` if a target file exists.
+    perpendicular to its ``i``-``j`` planes. Readers order DICOM slices along i × j (in LPS), so a
+    volume whose ``k`` runs the other way (``det(ijk_to_ras) < 0``) is read back with ``k`` reversed,
+    every voxel at the same RAS position. Files are named ``<MODALITY>_<series hash>_<instance>.dcm``;
+    raises :class:`FileExistsError` if one exists already.
     """
     folder = Path(folder)
     iop, pixel_spacing, thickness, lps = _slice_geometry(volume)

@@ -16,6 +16,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from ..errors import InputError
 from ..volume import CTVolume
@@ -58,24 +59,37 @@ class _Header:
     ds: Dataset
 
 
+def _open(path: Path, stop_before_pixels: bool) -> Dataset:
+    """Read a DICOM file, also one without preamble and file meta (old ACR-NEMA style).
+
+    Raises :class:`InvalidDicomError` for a file that does not start like DICOM.
+    """
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError:
+        with open(path, "rb") as fh:
+            if fh.read(2) not in _NO_PREAMBLE_STARTS:
+                raise
+    ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+    if "TransferSyntaxUID" not in ds.file_meta:  # pixel decoding needs it: use the encoding found
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
+    return ds
+
+
 def _read_header(path: Path) -> Dataset | None:
     """The DICOM header (no pixel data) of an image file, or None for anything else.
 
-    Anything else: not DICOM (README, hidden files), a DICOMDIR, or a DICOM object without an
-    image (structured report, RT structure set...).
+    Anything else: not DICOM (README...), a DICOMDIR, or a DICOM object without an image
+    (structured report, RT structure set...).
     """
     try:
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except InvalidDicomError:
-            # A DICOM file without preamble: accept only when it starts like one.
-            with open(path, "rb") as fh:
-                if fh.read(2) not in _NO_PREAMBLE_STARTS:
-                    return None
-            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        ds = _open(path, stop_before_pixels=True)
         if "SeriesInstanceUID" not in ds or "Rows" not in ds:
             return None
-        str(ds.SeriesInstanceUID)
+        str(ds.SeriesInstanceUID)  # parse it now: a garbled value skips the file instead of failing later
     except Exception:  # noqa: BLE001 - any parse failure means "not a DICOM image we can use"
         return None
     return ds
@@ -264,7 +278,7 @@ def _geometry(headers: list[_Header]) -> tuple[list[_Header], np.ndarray, list[s
 def _pixels(path: Path) -> tuple[np.ndarray, float, float]:
     """Stored pixel values of one file, with its RescaleSlope and RescaleIntercept."""
     try:
-        ds = pydicom.dcmread(path)
+        ds = _open(path, stop_before_pixels=False)
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"cannot read {path}: {exc}") from exc
     if "PixelData" not in ds:
@@ -274,8 +288,10 @@ def _pixels(path: Path) -> tuple[np.ndarray, float, float]:
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for undecodable data
         ts = ds.file_meta.get("TransferSyntaxUID")
         ts_name = getattr(ts, "name", str(ts))
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot decode the pixel data of {path} (transfer syntax {ts_name}): {reason}") from exc
+        reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())[:300]
+        raise InputError(
+            f"cannot decode the pixel data of {path} (transfer syntax {ts_name}): {reason or type(exc).__name__}"
+        ) from exc
     try:
         slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
         intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
@@ -287,7 +303,8 @@ def _pixels(path: Path) -> tuple[np.ndarray, float, float]:
 def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) -> CTVolume:
     """Read one CT series from ``folder`` (not recursive) as a :class:`CTVolume` in HU.
 
-    The series is the one named by ``series_uid``, else the only one, else the CT series with the
+    Hidden files (``.*``) are ignored; non-DICOM files and DICOM objects without an image are
+    skipped and counted in ``metadata["skipped_files"]``. The series is the one named by ``series_uid``, else the only one, else the CT series with the
     most slices. Raises :class:`InputError` for non-CT modality, fewer than 2 slices, missing or
     unevenly spaced slices, gantry tilt, inconsistent sizes or orientations, duplicated positions
     and undecodable pixel data.

@@ -1,0 +1,108 @@
+"""Which slices one epoch trains on, and the torch ``Dataset`` that serves them.
+
+An epoch is drawn afresh (seeded) from the training cases:
+
+1. every L3 slice;
+2. non-L3 slices: a random ``negatives_fraction`` of them (1.0 = all, the paper), then, if
+   ``max_slices`` is set and the epoch would be larger, fewer non-L3 slices (then fewer L3
+   slices) so that it holds ``max_slices``;
+3. **oversampling**: ``round(oversampling_rate × N)`` extra L3 samples, where ``N`` is the number
+   of slices from steps 1–2 (the epoch's training set; all slices of the training cases in the
+   paper's setting). They are L3 slices drawn with replacement and marked for augmentation
+   (:mod:`.augment`), so each is a new random variant. The share of L3 samples thus grows from
+   ``L / N`` to ``(L + round(r N)) / (N + round(r N))``.
+
+The order is shuffled. The ``Dataset`` reads each sample's channels from the memory-mapped
+cache (:func:`~l3locator.preprocessing.assemble_inputs`, the shared step 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..preprocessing import PreprocessingConfig, assemble_inputs
+from .cache import PreparedCase
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """The samples of one epoch, in training order (all arrays have one entry per sample)."""
+
+    case_index: np.ndarray  # int64, index into the training cases
+    slice_index: np.ndarray  # int64, slice of that case
+    label: np.ndarray  # int64, 1 = L3
+    augment: np.ndarray  # bool, an oversampled (augmented) L3 sample
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    @property
+    def num_l3(self) -> int:
+        return int(self.label.sum())
+
+    @property
+    def num_augmented(self) -> int:
+        return int(self.augment.sum())
+
+
+def plan_epoch(
+    targets: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    *,
+    negatives_fraction: float = 1.0,
+    max_slices: int | None = None,
+    oversampling_rate: float = 0.0,
+) -> EpochPlan:
+    """Draw one epoch (see the module docstring) from per-case targets (int64, 1 = L3)."""
+    if not 0.0 < negatives_fraction <= 1.0:
+        raise ValueError("negatives_fraction must be in (0, 1]")
+    case_of = np.concatenate([np.full(len(t), i, dtype=np.int64) for i, t in enumerate(targets)])
+    slice_of = np.concatenate([np.arange(len(t), dtype=np.int64) for t in targets])
+    label_of = np.concatenate([np.asarray(t, dtype=np.int64) for t in targets])
+    positives = np.flatnonzero(label_of == 1)
+    negatives = np.flatnonzero(label_of == 0)
+    n_negatives = int(round(negatives_fraction * len(negatives)))
+    n_positives = len(positives)
+    if max_slices is not None:
+        n_negatives = min(n_negatives, max(0, max_slices - n_positives))
+        n_positives = min(n_positives, max_slices)
+    chosen = np.concatenate([
+        rng.choice(positives, n_positives, replace=False) if n_positives < len(positives) else positives,
+        rng.choice(negatives, n_negatives, replace=False),
+    ])
+    n_extra = int(round(oversampling_rate * len(chosen))) if n_positives else 0
+    extra = rng.choice(chosen[label_of[chosen] == 1], n_extra, replace=True) if n_extra else np.empty(0, np.int64)
+    samples = np.concatenate([chosen, extra])
+    augment = np.concatenate([np.zeros(len(chosen), bool), np.ones(len(extra), bool)])
+    order = rng.permutation(len(samples))
+    samples, augment = samples[order], augment[order]
+    return EpochPlan(case_of[samples], slice_of[samples], label_of[samples], augment)
+
+
+class EpochDataset(torch.utils.data.Dataset):
+    """Serves ``(input [3, size, size] float32, label int64, augment bool)`` for an :class:`EpochPlan`."""
+
+    def __init__(self, cases: Sequence[PreparedCase], plan: EpochPlan, config: PreprocessingConfig) -> None:
+        self.cases = cases
+        self.plan = plan
+        self.config = config
+        self._slices: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def _case_slices(self, index: int) -> torch.Tensor:
+        if index not in self._slices:
+            self._slices[index] = torch.from_numpy(self.cases[index].slices())
+        return self._slices[index]
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, int, bool]:
+        case_index = int(self.plan.case_index[item])
+        case = self.cases[case_index]
+        slice_index = int(self.plan.slice_index[item])
+        inputs = assemble_inputs(self._case_slices(case_index), [slice_index], self.config, case.slice_thickness_mm, case.superior_step)
+        return inputs[0].float(), int(self.plan.label[item]), bool(self.plan.augment[item])

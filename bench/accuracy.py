@@ -1,0 +1,164 @@
+"""Accuracy benchmark: held-out phantoms and every real scan in ../shared/data/real.
+
+    python bench/accuracy.py [--model FILE] [--phantoms 24] [--output bench/results/accuracy]
+
+Writes ``<output>.md`` (tables) and ``<output>.csv`` (one row per case) and prints the summary.
+Held-out phantoms use seeds from HELD_OUT_SEED upwards; training sets use seeds below it
+(``bench/train_default.py``), so no benchmark phantom is ever trained on.
+
+Per case: predicted L3 slice, the truth (middle of the labelled L3 range) where known, the error
+in slices and mm, the confidence and flags. Pass rules: a scan without L3 must come back with
+``no_l3_found``; a scan whose L3 is cut by its edge must be answered inside or next to the
+labelled part, or flagged ``l3_at_scan_edge``. The aggregation ablation compares the locate rule
+with the naive argmax of the raw per-slice probabilities on the same scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from l3locator.locate import locate_l3
+from l3locator.modelfile import L3Model, load_model
+from l3locator.phantom import generate_phantom
+from l3locator.reading import load_ct
+from l3locator.scoring import score_volume
+from l3locator.volume import CTVolume
+
+HELD_OUT_SEED = 1_000_000
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: Held-out phantom mix: (extent, slice thickness in mm), cycled over the seeds.
+PHANTOM_MIX = (("abdomen", 5.0), ("abdomen", 2.5), ("whole_body", 3.0), ("abdomen", 1.25), ("chest", 3.0), ("l3_edge", 2.5))
+
+
+@dataclass
+class Case:
+    name: str
+    kind: str  # phantom | real
+    volume: CTVolume
+    truth_range: tuple[int, int] | None
+    truncated: bool = False
+
+
+def phantom_cases(count: int, shape_ij: int) -> list[Case]:
+    cases = []
+    for n in range(count):
+        extent, thickness = PHANTOM_MIX[n % len(PHANTOM_MIX)]
+        seed = HELD_OUT_SEED + n
+        phantom = generate_phantom(seed, shape_ij=(shape_ij, shape_ij), slice_thickness_mm=thickness, extent=extent)
+        truncated = extent == "l3_edge"
+        cases.append(Case(f"phantom-{seed}-{extent}-{thickness}mm", "phantom", phantom.volume, phantom.l3_range, truncated))
+    return cases
+
+
+def real_cases() -> list[Case]:
+    manifest = SHARED_DATA / "manifest.json"
+    if not manifest.is_file():
+        print(f"note: {manifest} not found; real scans skipped", file=sys.stderr)
+        return []
+    cases = []
+    for entry in json.loads(manifest.read_text()):
+        truth = tuple(entry["L3_slices"]) if entry.get("L3_slices") else None
+        volume = load_ct(SHARED_DATA / entry["file"])
+        cases.append(Case(entry["file"], "real", volume, truth, bool(entry.get("L3_truncated_at_edge"))))
+    return cases
+
+
+def evaluate_case(model: L3Model, case: Case) -> dict:
+    started = time.perf_counter()
+    probabilities = score_volume(model, case.volume)
+    seconds = time.perf_counter() - started
+    found = locate_l3(probabilities, case.volume.slice_thickness)
+    thickness = case.volume.slice_thickness
+    row = {
+        "case": case.name, "kind": case.kind, "slices": case.volume.num_slices, "thickness_mm": round(thickness, 3),
+        "truth_range": f"{case.truth_range[0]}-{case.truth_range[1]}" if case.truth_range else "none",
+        "predicted": found.slice_index if found.l3_found else "none",
+        "confidence": round(found.confidence, 3), "flags": ";".join(found.flags) or "-", "seconds": round(seconds, 2),
+    }
+    argmax = int(np.argmax(probabilities))
+    if case.truth_range is None:
+        row.update(error_slices="", error_mm="", argmax_error_slices="", passed="no_l3_found" in found.flags)
+        return row
+    first, last = case.truth_range
+    truth = (first + last) / 2
+    row["argmax_error_slices"] = round(abs(argmax - truth), 1)
+    if not found.l3_found:
+        row.update(error_slices="", error_mm="", passed=False)
+        return row
+    error = abs(found.slice_index - truth)
+    row.update(error_slices=round(error, 1), error_mm=round(error * thickness, 1))
+    if case.truncated:
+        row["passed"] = first - 1 <= found.slice_index <= last + 1 or "l3_at_scan_edge" in found.flags
+    else:
+        row["passed"] = error <= 2
+    return row
+
+
+def summarise(rows: list[dict]) -> dict:
+    complete = [r for r in rows if r["kind"] == "phantom" and r["truth_range"] != "none" and "l3_edge" not in r["case"]]
+    errors = np.array([r["error_slices"] if r["error_slices"] != "" else np.nan for r in complete], dtype=float)
+    argmax = np.array([r["argmax_error_slices"] for r in complete], dtype=float)
+    missed = int(np.isnan(errors).sum())
+    found = errors[~np.isnan(errors)]
+    return {
+        "phantoms_with_full_L3": len(complete),
+        "missed": missed,
+        "mean_error_slices": float(found.mean()) if found.size else float("nan"),
+        "sd_error_slices": float(found.std(ddof=1)) if found.size > 1 else float("nan"),
+        "median_error_slices": float(np.median(found)) if found.size else float("nan"),
+        "within_1": float(np.mean(found <= 1)) if found.size else float("nan"),
+        "within_2": float(np.mean(found <= 2)) if found.size else float("nan"),
+        "argmax_mean_error_slices": float(np.mean(argmax)) if argmax.size else float("nan"),
+        "passed": f"{sum(bool(r['passed']) for r in rows)}/{len(rows)}",
+    }
+
+
+def write_tables(rows: list[dict], summary: dict, model: L3Model, output: Path, command: str) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(rows[0])
+    with open(output.with_suffix(".csv"), "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [
+        "# Accuracy benchmark", "",
+        f"Command: `{command}`  ", f"Model: `{model.name}` ({model.arch}, input {model.preprocessing.input_size}, channels {model.preprocessing.channel_mode})", "",
+        "## Summary (phantoms with the whole L3 in the scan)", "",
+        "| metric | value |", "|---|---|",
+        *[f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in summary.items()], "",
+        "## Per case", "",
+        "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+        *["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows], "",
+    ]
+    output.with_suffix(".md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model file (default: the shipped model)")
+    parser.add_argument("--phantoms", type=int, default=24, help="number of held-out phantoms")
+    parser.add_argument("--phantom-size", type=int, default=256, help="phantom in-plane size (pixels)")
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "accuracy"), help="output path without suffix")
+    args = parser.parse_args(argv)
+    model = load_model(args.model)
+    rows = []
+    for case in phantom_cases(args.phantoms, args.phantom_size) + real_cases():
+        row = evaluate_case(model, case)
+        rows.append(row)
+        print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    summary = summarise(rows)
+    print(json.dumps(summary, indent=2))
+    write_tables(rows, summary, model, Path(args.output), "python bench/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
