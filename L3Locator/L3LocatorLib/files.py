@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
+import uuid
 from pathlib import Path
 
 
@@ -17,12 +17,10 @@ def safeFileName(text: str, fallback: str = "case") -> str:
 
 
 def temporaryPathBeside(path: Path) -> Path:
-    """A new, unused hidden file name in ``path``'s folder that keeps ``path``'s suffixes
-    (writers choose the format from them), e.g. ``.case.nrrd.x1y2.tmp.nrrd``."""
+    """An unused hidden file name in ``path``'s folder (not created) that keeps ``path``'s
+    suffixes, as writers choose the format from them: e.g. ``.case.nrrd.<uuid>.tmp.nrrd``."""
     suffix = "".join(path.suffixes[-2:]) if path.name.lower().endswith(".nii.gz") else path.suffix
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{suffix}")
-    os.close(fd)
-    return Path(name)
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp{suffix}")
 
 
 def placeFile(temporary: Path, path: Path, *, overwrite: bool = False) -> Path:

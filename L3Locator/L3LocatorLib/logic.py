@@ -78,9 +78,8 @@ class ExportedCase:
 class L3LocatorSceneLogic:
     """Find L3 in a volume node and show, correct and export the answer in the scene."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._modelCache: dict[tuple[str, float], L3Model] = {}
+    #: The last model loaded, as ``((resolved path, modification time), model)``.
+    _cachedModel: tuple[tuple[str, float], L3Model] | None = None
 
     # --- model --------------------------------------------------------------------------------
     def loadModel(self, modelPath: str | Path | None = None) -> L3Model:
@@ -90,9 +89,9 @@ class L3LocatorSceneLogic:
 
         path = Path(modelPath) if modelPath else DEFAULT_MODEL_PATH
         key = (str(path.resolve()), path.stat().st_mtime if path.is_file() else -1.0)
-        if key not in self._modelCache:
-            self._modelCache = {key: load_model(path)}  # keep one model in memory
-        return self._modelCache[key]
+        if self._cachedModel is None or self._cachedModel[0] != key:
+            self._cachedModel = (key, load_model(path))  # one model in memory at a time
+        return self._cachedModel[1]
 
     # --- find L3 --------------------------------------------------------------------------------
     def findL3(
@@ -158,26 +157,40 @@ class L3LocatorSceneLogic:
         volume = volume if volume is not None else ctVolumeFromNode(volumeNode)
         if not 0 <= int(sliceIndex) < volume.num_slices:
             raise ValueError(f"slice index {sliceIndex} is outside the volume (0–{volume.num_slices - 1})")
-        markupNode = self.getL3Markup(volumeNode)
-        if markupNode is None:
-            markupNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", self.markupName(volumeNode))
-            markupNode.CreateDefaultDisplayNodes()
-            volumeNode.SetNodeReferenceID(REFERENCE_MARKUP, markupNode.GetID())
+        markupNode = self.prepareManualL3Markup(volumeNode)
         markupNode.SetName(self.markupName(volumeNode))
         markupNode.SetAndObserveTransformNodeID(volumeNode.GetTransformNodeID())
         wasModifying = markupNode.StartModify()
-        markupNode.RemoveAllControlPoints()
         markupNode.AddControlPoint(volume.slice_center_ras(int(sliceIndex)).tolist(), "L3")
         self._recordModelAnswer(markupNode, result)
         markupNode.EndModify(wasModifying)
         return markupNode
 
-    def removeL3Markup(self, volumeNode) -> None:
-        """Delete the volume's L3 markup, if any (a new run found no L3)."""
+    def prepareManualL3Markup(self, volumeNode):
+        """The volume's L3 markup, emptied (created if missing), ready for the user to place the
+        point by hand. What the model said, if anything, stays recorded, so the exported source
+        is ``corrected`` or ``accepted`` after a run and ``manual`` without one."""
+        if volumeNode is None:
+            raise ValueError("select an input volume first")
         markupNode = self.getL3Markup(volumeNode)
-        if markupNode is not None:
-            slicer.mrmlScene.RemoveNode(markupNode)
+        if markupNode is None:
+            markupNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", self.markupName(volumeNode))
+            markupNode.CreateDefaultDisplayNodes()
+            volumeNode.SetNodeReferenceID(REFERENCE_MARKUP, markupNode.GetID())
+        markupNode.RemoveAllControlPoints()
+        return markupNode
+
+    def removeL3Markup(self, volumeNode) -> None:
+        """Delete the volume's L3 markup with its display and storage nodes, if any (a new run found no L3)."""
+        markupNode = self.getL3Markup(volumeNode)
         volumeNode.RemoveNodeReferenceIDs(REFERENCE_MARKUP)
+        if markupNode is None:
+            return
+        helpers = [markupNode.GetNthDisplayNode(i) for i in range(markupNode.GetNumberOfDisplayNodes())]
+        helpers += [markupNode.GetNthStorageNode(i) for i in range(markupNode.GetNumberOfStorageNodes())]
+        for node in [markupNode, *helpers]:
+            if node is not None and slicer.mrmlScene.IsNodePresent(node):
+                slicer.mrmlScene.RemoveNode(node)
 
     @staticmethod
     def _recordModelAnswer(markupNode, result: L3Result | None) -> None:

@@ -1,7 +1,7 @@
 """The ``l3locator`` command: a thin shell over the library.
 
-    l3locator find PATH [--model FILE] [--json] [--output-dir DIR]
-    l3locator batch PATH... --output results.csv [--model FILE] [--output-dir DIR]
+    l3locator find PATH [--model FILE] [--json] [--output-dir DIR] [--exhaustive]
+    l3locator batch PATH... --output results.csv [--model FILE] [--output-dir DIR] [--exhaustive]
     l3locator train DATA_DIR ...      (see ``l3locator train --help``)
     l3locator evaluate DATA_DIR ...
 
@@ -29,6 +29,7 @@ from .reading import load_ct
 from .volume import CTVolume
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXHAUSTIVE_HELP = "score every slice in float32 (slower reference; default: only the slices that decide the answer)"
 CSV_COLUMNS = (
     "input", "status", "l3_found", "l3_slice_index", "l3_slice_first", "l3_slice_last",
     "l3_r_mm", "l3_a_mm", "l3_s_mm", "confidence", "flags", "num_slices", "seconds", "error",
@@ -74,18 +75,23 @@ def write_outputs(output_dir: Path, volume: CTVolume, result: L3Result) -> dict[
     return written
 
 
-def find_and_write(source: str, model: L3Model | str | None, device: str | None, output_dir: str | None) -> tuple[L3Result, dict[str, str]]:
-    """Read one scan once, find L3, and write the optional outputs; ``seconds`` covers it all."""
+def find_and_write(
+    source: str, model: L3Model | str | None, device: str | None, output_dir: str | None, exhaustive: bool = False
+) -> tuple[L3Result, dict[str, str]]:
+    """Read one scan once, find L3, and write the optional outputs; ``seconds`` covers it all.
+
+    ``exhaustive`` scores every slice in float32 instead of the fast path (see :func:`find_l3`).
+    """
     started = time.perf_counter()
     volume = load_ct(source)
-    result = find_l3(volume, model, device=device)
+    result = find_l3(volume, model, device=device, exhaustive=exhaustive)
     outputs = write_outputs(Path(output_dir), volume, result) if output_dir else {}
     result.seconds = time.perf_counter() - started
     return result, outputs
 
 
 def run_find(args: argparse.Namespace) -> int:
-    result, outputs = find_and_write(args.path, args.model, args.device, args.output_dir)
+    result, outputs = find_and_write(args.path, args.model, args.device, args.output_dir, args.exhaustive)
     if args.json:
         print(json.dumps({**result.to_dict(), "outputs": outputs}))
     else:
@@ -121,7 +127,7 @@ def run_batch(args: argparse.Namespace) -> int:
         writer.writeheader()
         for number, source in enumerate(args.paths, start=1):
             try:
-                result, _ = find_and_write(source, model, args.device, args.output_dir)
+                result, _ = find_and_write(source, model, args.device, args.output_dir, args.exhaustive)
                 row = csv_row(source, result)
             except (L3LocatorError, OSError) as exc:
                 failures += 1
@@ -146,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--json", action="store_true", help="print one JSON object")
     find.add_argument("--output-dir", help="also write result JSON, L3 markups (.mrk.json) and a QC picture here")
     find.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    find.add_argument("--exhaustive", action="store_true", help=EXHAUSTIVE_HELP)
     find.set_defaults(run=run_find)
 
     batch = commands.add_parser("batch", help="find L3 in many scans; one CSV row per scan")
@@ -154,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--model", help="model file (default: the shipped model)")
     batch.add_argument("--output-dir", help="also write per-scan results, markups and QC pictures here")
     batch.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    batch.add_argument("--exhaustive", action="store_true", help=EXHAUSTIVE_HELP)
     batch.set_defaults(run=run_batch)
 
     try:

@@ -21,11 +21,14 @@ def clip_gradients(parameters: Iterable[torch.nn.Parameter], threshold: float, m
     """Clip the ``.grad`` of ``parameters`` in place by ``method`` (see the module docstring)."""
     if method not in CLIPPING_METHODS:
         raise ValueError(f"unknown clipping method {method!r}; choose one of {CLIPPING_METHODS}")
-    grads = [p for p in parameters if p.grad is not None]
-    if method == "global-l2norm":
-        torch.nn.utils.clip_grad_norm_(grads, threshold)
+    with_grad = [p for p in parameters if p.grad is not None]
+    if not with_grad:
         return
-    with torch.no_grad():
-        for p in grads:
-            norm = torch.linalg.vector_norm(p.grad.float())
-            p.grad.mul_((threshold / (norm + 1e-12)).clamp(max=1.0).to(p.grad.dtype))
+    if method == "global-l2norm":
+        torch.nn.utils.clip_grad_norm_(with_grad, threshold)
+        return
+    grads = [p.grad for p in with_grad]
+    with torch.no_grad():  # one batched norm and one batched scale: no per-tensor Python loop
+        norms = torch.stack(torch._foreach_norm(grads)).float()
+        scales = (threshold / (norms + 1e-12)).clamp(max=1.0)
+        torch._foreach_mul_(grads, list(scales.to(grads[0].dtype).unbind()))

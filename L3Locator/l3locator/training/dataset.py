@@ -5,8 +5,8 @@ A case is a CT beside its label (see :mod:`l3locator.labels`):
 * ``<case>.l3.json`` (an L3Locator label) with the CT it names (its ``image`` field) or, failing
   that, ``<case>.nii.gz`` / ``<case>.nii`` / ``<case>.nrrd`` / ``<case>.nhdr`` / a DICOM folder
   ``<case>/`` beside it; or
-* ``<case>_vertebrae.nii.gz`` (a vertebra label map, VerSe ids, L3 = 22) with the CT
-  ``<case>.nii.gz`` (or another of the names above) beside it.
+* ``<case>_vertebrae.nii.gz`` (a vertebra label map, VerSe ids, L3 = 22; also ``.nii``,
+  ``.nrrd``, ``.nhdr``) with the CT ``<case>.nii.gz`` (or another of the names above) beside it.
 
 If a case has both, the ``.l3.json`` wins (it is an explicit annotation). A label whose CT is
 missing is an error (:class:`~l3locator.errors.LabelError`); CT files without any label are
@@ -35,6 +35,8 @@ from ..reading import load_ct
 from ..volume import AXIS_NAMES, CTVolume
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
+#: ``<case>`` + this + an image suffix is a vertebra label map (``VERTEBRA_MAP_SUFFIX`` is its NIfTI form).
+VERTEBRA_MAP_STEM = VERTEBRA_MAP_SUFFIX[: -len(".nii.gz")]
 PATIENT_SEPARATOR = "__"
 LABEL_KINDS = ("json", "vertebra_map")
 
@@ -115,8 +117,9 @@ def discover_cases(folder: str | os.PathLike) -> Discovery:
             else:
                 cases[case] = CaseSource(case, image, path, "json")
     for path in entries:
-        if path.is_file() and path.name.endswith(VERTEBRA_MAP_SUFFIX):
-            case = path.name[: -len(VERTEBRA_MAP_SUFFIX)]
+        stem = _strip_image_suffix(path.name) if path.is_file() else None
+        if stem is not None and stem.endswith(VERTEBRA_MAP_STEM):
+            case = stem[: -len(VERTEBRA_MAP_STEM)]
             if case in cases:
                 continue
             image = _ct_beside(root, case)
@@ -134,7 +137,7 @@ def discover_cases(folder: str | os.PathLike) -> Discovery:
     unlabelled = [
         p for p in entries
         if p.is_file() and _strip_image_suffix(p.name) is not None and p.resolve() not in used
-        and not p.name.endswith(VERTEBRA_MAP_SUFFIX)
+        and not _strip_image_suffix(p.name).endswith(VERTEBRA_MAP_STEM)
     ]
     if not cases:
         raise InputError(

@@ -120,6 +120,13 @@ class ProgressReporter:
             stream.flush()
         return record
 
+    def note(self, message: str) -> None:
+        """A human-only line on stderr (data preparation, warnings); no JSON line."""
+        if not self.quiet:
+            stream = self.text_stream or sys.stderr
+            stream.write(message + "\n")
+            stream.flush()
+
     def human_line(self, record: dict[str, Any]) -> str:
         """The stderr line of a record: a bar of finished epochs, the stage's numbers, the ETA."""
         fraction = min(1.0, self.epochs_done / self.total_epochs) if self.total_epochs else 0.0

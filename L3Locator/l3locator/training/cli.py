@@ -1,0 +1,159 @@
+"""The ``train`` and ``evaluate`` subcommands of ``l3locator`` (added by :func:`add_subcommands`).
+
+    l3locator train DATA_DIR --trials N --epochs E --folds K --output-dir DIR [--resume] [--control]
+        [--seed S] [--arch resnet50|resnet18] [--input-size 224] [--channel-mode repeat|neighbors]
+        [--device cpu|cuda] [--negatives-per-epoch F] [--progress text|json] [--small] ...
+    l3locator evaluate DATA_DIR --model FILE [--folds K] [--output-dir DIR] [--device D] [--progress text|json]
+
+``train`` runs :func:`~.workflow.run_training` (optimisation → cross-validation with the best
+parameters → final model on all cases). ``evaluate`` without ``--folds`` scores every case with
+the given model (no training); with ``--folds K`` (K ≥ 2) it re-trains K networks by
+cross-validation using the design parameters and budget recorded in the model file.
+
+``--small`` selects the small configuration (:meth:`~.train.TrainingBudget.small`: ResNet18,
+64 px, 2 epochs, a quarter of the non-L3 slices, at most 600 slices per epoch, CPU) for any
+option not given explicitly. Each handler is set as ``run`` and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..modelfile import ARCHITECTURES, load_model
+from ..preprocessing import CHANNEL_MODES, PreprocessingConfig
+from .cache import prepare_cases
+from .dataset import discover_cases
+from .design import DesignParameters
+from .evaluate import cross_validate, evaluate_model, write_report
+from .progress import MODES, ProgressReporter
+from .train import PRECISIONS, TrainingBudget
+from .workflow import CACHE_FOLDER, run_training
+
+#: Defaults of ``train`` (full size, the paper's setting); ``--small`` swaps in the small ones.
+FULL_DEFAULTS: dict[str, Any] = {
+    "epochs": 10, "arch": "resnet50", "input_size": 224, "negatives_per_epoch": 1.0,
+    "max_slices_per_epoch": None, "device": None,
+}
+
+
+def _small_defaults() -> dict[str, Any]:
+    small = TrainingBudget.small()
+    return {
+        "epochs": small.epochs, "arch": small.arch, "input_size": small.preprocessing.input_size,
+        "negatives_per_epoch": small.negatives_per_epoch, "max_slices_per_epoch": small.max_slices_per_epoch,
+        "device": small.device,
+    }
+
+
+def budget_from_args(args: argparse.Namespace) -> TrainingBudget:
+    """The training budget the ``train`` options describe (unset options from the defaults)."""
+    defaults = _small_defaults() if args.small else FULL_DEFAULTS
+
+    def pick(name: str) -> Any:
+        value = getattr(args, name)
+        return defaults[name] if value is None else value
+
+    try:
+        preprocessing = PreprocessingConfig(input_size=pick("input_size"), channel_mode=args.channel_mode)
+        return TrainingBudget(
+            epochs=pick("epochs"), arch=pick("arch"), preprocessing=preprocessing,
+            negatives_per_epoch=pick("negatives_per_epoch"), max_slices_per_epoch=pick("max_slices_per_epoch"),
+            device=pick("device"), precision=args.precision, seed=args.seed,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+
+
+def run_train(args: argparse.Namespace) -> int:
+    budget = budget_from_args(args)
+    progress = ProgressReporter(args.progress)
+    outputs = run_training(
+        args.data_dir, args.output_dir, trials=args.trials, folds=args.folds, budget=budget, control=args.control,
+        resume=args.resume, validation_fraction=args.validation_fraction, cache_dir=args.cache_dir, progress=progress,
+    )
+    best = outputs.optimisation.best
+    progress.note(f"best trial {best.trial} of {len(outputs.optimisation.records)}: validation F1 {best.f1:.3f}")
+    progress.note(f"final model: {outputs.final_model}")
+    progress.note(f"best trial's model: {outputs.best_model}; trial log: {outputs.trials_log}")
+    if outputs.report_json:
+        progress.note(f"cross-validation report: {outputs.report_json} and {outputs.report_png}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    progress = ProgressReporter(args.progress)
+    output_dir = Path(args.output_dir)
+    if args.folds:
+        if args.folds < 2:
+            raise InputError("--folds needs at least 2 (leave it out to evaluate the model as it is)")
+        try:
+            params = DesignParameters.from_dict(model.provenance["design_parameters"])
+            budget = TrainingBudget.from_dict(model.provenance["budget"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{args.model} does not record its design parameters and budget, so it cannot be cross-validated ({exc})") from exc
+        if args.device:
+            budget = TrainingBudget.from_dict({**budget.to_dict(), "device": args.device})
+        discovery = discover_cases(args.data_dir)
+        cases = prepare_cases(discovery.cases, budget.preprocessing, args.cache_dir or output_dir / CACHE_FOLDER)
+        progress.plan(args.folds * budget.epochs)
+        progress.start()
+        report = cross_validate(cases, params, budget, args.folds, progress=progress)
+    else:
+        discovery = discover_cases(args.data_dir)
+
+        def on_case(done: int, total: int, row: dict[str, Any]) -> None:
+            error = "no truth" if row["error_slices"] is None else f"error {row['error_slices']:g} slices"
+            progress.note(f"[{done}/{total}] {row['case']}: predicted {row['predicted_index']}, truth {row['true_index']}, {error}")
+
+        report = evaluate_model(model, discovery.cases, device=args.device, on_case=on_case)
+    report["data_folder"] = str(args.data_dir)
+    json_path, png_path = write_report(report, output_dir)
+    summary = report["summary"]
+    errors = summary["error_slices"]
+    mean = "n/a" if errors["mean"] is None else f"{errors['mean']:.2f}"
+    sd = "n/a" if errors["sd"] is None else f"{errors['sd']:.2f}"
+    within = "n/a" if summary["within_2"] is None else f"{summary['within_2']:.2f}"
+    progress.emit("done", model=str(args.model), report=str(json_path),
+                  message=f"{summary['cases']} case(s): error {mean} ± {sd} slices, within 2 slices {within}, slice F1 {summary['slice_f1']:.3f}")
+    progress.note(f"report: {json_path} and {png_path}")
+    return 0
+
+
+def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``train`` and ``evaluate`` to the ``l3locator`` command's subparsers."""
+    train = subparsers.add_parser("train", help="train a model on an annotated folder (Bayesian optimisation, cross-validation)",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("data_dir", metavar="DATA_DIR", help="folder of annotated cases (CT + .l3.json or _vertebrae.nii.gz)")
+    train.add_argument("--trials", type=int, default=30, help="optimisation trials in total (default 30)")
+    train.add_argument("--epochs", type=int, help=f"epochs per training run (default {FULL_DEFAULTS['epochs']})")
+    train.add_argument("--folds", type=int, default=5, help="cross-validation folds with the best parameters; 0 or 1: none (default 5)")
+    train.add_argument("--output-dir", required=True, help="where the trial log, models and reports go")
+    train.add_argument("--resume", action="store_true", help="continue the run in --output-dir up to --trials trials")
+    train.add_argument("--control", action="store_true", help="the paper's control: optimise the 5 hyperparameters only (no oversampling, equal class weights)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the whole run (default 0)")
+    train.add_argument("--arch", choices=ARCHITECTURES, help="network (default resnet50)")
+    train.add_argument("--input-size", type=int, help="network input size in pixels (default 224)")
+    train.add_argument("--channel-mode", choices=CHANNEL_MODES, default="repeat", help="repeat: one slice in 3 channels (paper); neighbors: 2.5D")
+    train.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    train.add_argument("--negatives-per-epoch", type=float, help="fraction of non-L3 slices drawn per epoch (default 1 = all)")
+    train.add_argument("--max-slices-per-epoch", type=int, help="cap on slices per epoch before oversampling (default: none)")
+    train.add_argument("--precision", choices=PRECISIONS, default="auto", help="mixed precision (default auto: bf16/fp16 where fast)")
+    train.add_argument("--validation-fraction", type=float, default=0.2, help="share of patients held out to score trials (default 0.2)")
+    train.add_argument("--cache-dir", help=f"preprocessed-slice cache (default DIR/{CACHE_FOLDER})")
+    train.add_argument("--small", action="store_true", help="the small CPU configuration for tests and demos (see TrainingBudget.small)")
+    train.add_argument("--progress", choices=MODES, default="text", help="json: also print 'L3LOCATOR_PROGRESS {...}' lines on stdout")
+    train.set_defaults(run=run_train)
+
+    evaluate = subparsers.add_parser("evaluate", help="accuracy of a model on an annotated folder (report JSON + PNG)")
+    evaluate.add_argument("data_dir", metavar="DATA_DIR", help="folder of annotated cases")
+    evaluate.add_argument("--model", required=True, help="model file to evaluate")
+    evaluate.add_argument("--folds", type=int, default=0, help="K >= 2: cross-validate by re-training with the model's recorded parameters")
+    evaluate.add_argument("--output-dir", default=".", help="where cv_report.json and cv_report.png go (default: current folder)")
+    evaluate.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    evaluate.add_argument("--cache-dir", help=f"preprocessed-slice cache for --folds (default DIR/{CACHE_FOLDER})")
+    evaluate.add_argument("--progress", choices=MODES, default="text", help="json: also print 'L3LOCATOR_PROGRESS {...}' lines on stdout")
+    evaluate.set_defaults(run=run_evaluate)

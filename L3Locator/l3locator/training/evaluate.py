@@ -1,0 +1,228 @@
+"""Accuracy of L3 localisation per case: k-fold cross-validation by case, or one model on all cases.
+
+Per case, the CT is read (:func:`~l3locator.reading.load_ct`) and scored exactly as
+``l3locator find`` does (:func:`~l3locator.scoring.score_volume`, float32 from the original
+HU, then :func:`~l3locator.locate.locate_l3`). Definitions:
+
+* **truth**: the middle of the labelled L3 range, ``(first + last) / 2`` (may end in .5).
+* **predicted**: the locate rule's L3 slice.
+* **failure**: the rule finds no L3 in a case that has one. Its predicted slice is then taken
+  to be the scan's end farther from the truth (slice 0 or ``num_slices - 1``), i.e. the worst
+  possible answer, and it counts in every statistic below (it is not dropped); ``failures``
+  counts them.
+* **error**: ``|predicted - truth|`` in slices, and times the slice thickness in mm;
+  ``signed_error_slices`` = predicted - truth (positive = larger index).
+* **mean ± SD** (sample SD, ``ddof = 1``; null for one case), **median**, **max** of the error;
+  **within_1** / **within_2**: share of cases with error ≤ 1 / ≤ 2 slices.
+* **slice F1**: per-slice classification of the L3 class (probability ≥ 0.5) pooled over all
+  slices of all evaluated cases, with precision and recall.
+* **regression**: least-squares line ``predicted = slope × true + intercept`` over the cases
+  (slice indices); ``r2`` is the squared Pearson correlation of predicted and true (the R² of
+  that line); null with fewer than 2 cases or no spread in the truth.
+* Cases whose label has no L3 (a vertebra map without L3) are not in the error statistics:
+  ``cases_without_l3`` counts them and ``false_positive_cases`` those where L3 was "found".
+
+In cross-validation (:func:`cross_validate`), the cases are split into ``folds`` folds by
+patient (:func:`~.splits.kfold_cases`); for each fold a network is trained from scratch with the
+given design parameters on the other folds (seed ``budget.seed + 1000 + fold``) and scores the
+held-out fold. Every case is thus predicted once, by a model that never saw it. ``per_fold``
+has each fold's case count, mean error, share within 2 slices and slice F1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..locate import LocateRule, locate_l3
+from ..modelfile import L3Model
+from ..reading import load_ct
+from ..scoring import score_volume
+from ..volume import CTVolume
+from .cache import PreparedCase
+from .dataset import CaseSource, read_truth, slice_targets, truth_index
+from .design import DesignParameters
+from .metrics import SliceCounts, objective_from_f1, slice_counts
+from .progress import ProgressReporter
+from .report_plot import render_report
+from .provenance import now_iso
+from .splits import kfold_cases
+from .train import TrainingBudget, train_model
+
+REPORT_FORMAT = "l3locator-cv-report"
+REPORT_JSON = "cv_report.json"
+REPORT_PNG = "cv_report.png"
+CV_SEED_OFFSET = 1000
+
+
+def case_row(
+    model: L3Model,
+    name: str,
+    image: str,
+    l3_range: tuple[int, int] | None,
+    fold: int | None,
+    *,
+    volume: CTVolume | None = None,
+    device: str | None = None,
+    rule: LocateRule = LocateRule(),
+) -> dict[str, Any]:
+    """Score one case like ``find`` and compare with its truth (one row of the report)."""
+    volume = volume if volume is not None else load_ct(image)
+    probabilities = score_volume(model, volume, device=device)
+    found = locate_l3(probabilities, volume.slice_thickness, rule)
+    n = volume.num_slices
+    counts = slice_counts(slice_targets(n, l3_range), probabilities)
+    row: dict[str, Any] = {
+        "case": name, "fold": fold, "image": str(image), "num_slices": n,
+        "slice_thickness_mm": round(volume.slice_thickness, 4),
+        "true_range": list(l3_range) if l3_range else None,
+        "true_index": truth_index(l3_range) if l3_range else None,
+        "l3_found": found.l3_found, "predicted_index": found.slice_index,
+        "predicted_range": list(found.slice_range) if found.slice_range else None,
+        "confidence": round(found.confidence, 4), "flags": found.flags,
+        "failure": False, "error_slices": None, "signed_error_slices": None, "error_mm": None,
+        "tp": counts.tp, "fp": counts.fp, "fn": counts.fn,
+    }
+    if l3_range:
+        truth = row["true_index"]
+        if not found.l3_found:
+            row["failure"] = True
+            row["predicted_index"] = 0 if truth > (n - 1) / 2 else n - 1
+        signed = row["predicted_index"] - truth
+        row.update(signed_error_slices=signed, error_slices=abs(signed), error_mm=round(abs(signed) * volume.slice_thickness, 3))
+    return row
+
+
+def _stats(values: np.ndarray) -> dict[str, float | None]:
+    if len(values) == 0:
+        return {"mean": None, "sd": None, "median": None, "max": None}
+    return {
+        "mean": float(np.mean(values)),
+        "sd": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+        "median": float(np.median(values)),
+        "max": float(np.max(values)),
+    }
+
+
+def _regression(true: np.ndarray, predicted: np.ndarray) -> dict[str, float | None]:
+    if len(true) < 2 or np.ptp(true) == 0:
+        return {"slope": None, "intercept": None, "r2": None}
+    slope, intercept = np.polyfit(true, predicted, 1)
+    r2 = float(np.corrcoef(true, predicted)[0, 1] ** 2) if np.ptp(predicted) > 0 else 0.0
+    return {"slope": float(slope), "intercept": float(intercept), "r2": r2}
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The report's numbers from its per-case rows (definitions in the module docstring)."""
+    with_truth = [r for r in rows if r["true_range"] is not None]
+    errors = np.array([r["error_slices"] for r in with_truth], dtype=np.float64)
+    errors_mm = np.array([r["error_mm"] for r in with_truth], dtype=np.float64)
+    counts = SliceCounts(sum(r["tp"] for r in rows), sum(r["fp"] for r in rows), sum(r["fn"] for r in rows))
+    return {
+        "cases": len(with_truth),
+        "failures": sum(1 for r in with_truth if r["failure"]),
+        "cases_without_l3": len(rows) - len(with_truth),
+        "false_positive_cases": sum(1 for r in rows if r["true_range"] is None and r["l3_found"]),
+        "error_slices": _stats(errors),
+        "error_mm": _stats(errors_mm),
+        "within_1": float(np.mean(errors <= 1)) if len(errors) else None,
+        "within_2": float(np.mean(errors <= 2)) if len(errors) else None,
+        "slice_f1": counts.f1,
+        "slice_precision": counts.precision,
+        "slice_recall": counts.recall,
+        "regression": _regression(
+            np.array([r["true_index"] for r in with_truth], dtype=np.float64),
+            np.array([r["predicted_index"] for r in with_truth], dtype=np.float64),
+        ),
+    }
+
+
+def per_fold_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per fold (``fold`` null when a single model scored everything)."""
+    table = []
+    for fold in sorted({r["fold"] for r in rows}, key=lambda f: -1 if f is None else f):
+        fold_rows = [r for r in rows if r["fold"] == fold]
+        summary = summarise(fold_rows)
+        table.append({
+            "fold": fold, "cases": summary["cases"], "failures": summary["failures"],
+            "mean_error_slices": summary["error_slices"]["mean"], "within_2": summary["within_2"],
+            "slice_f1": summary["slice_f1"],
+        })
+    return table
+
+
+def build_report(rows: list[dict[str, Any]], **about: Any) -> dict[str, Any]:
+    """The report dict: what was evaluated (``about``), the summary, the per-fold table, the rows."""
+    return {
+        "format": REPORT_FORMAT, "format_version": 1, "created": now_iso(), **about,
+        "summary": summarise(rows), "per_fold": per_fold_table(rows), "cases": rows,
+    }
+
+
+def write_report(report: dict[str, Any], output_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``cv_report.json`` and ``cv_report.png`` into ``output_dir``; returns both paths."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = out / REPORT_JSON, out / REPORT_PNG
+    tmp = out / f".{REPORT_JSON}.tmp"
+    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, json_path)
+    render_report(report).save(png_path)
+    return json_path, png_path
+
+
+def evaluate_model(
+    model: L3Model,
+    sources: Sequence[CaseSource],
+    *,
+    device: str | None = None,
+    rule: LocateRule = LocateRule(),
+    on_case: Callable[[int, int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Score every case with ``model`` (no training) and build the report (``fold`` null)."""
+    rows = []
+    for number, source in enumerate(sources, start=1):
+        volume = load_ct(source.image)
+        row = case_row(model, source.name, str(source.image), read_truth(source, volume), None, volume=volume, device=device, rule=rule)
+        rows.append(row)
+        if on_case is not None:
+            on_case(number, len(sources), row)
+    return build_report(rows, mode="model", model=model.source, model_provenance=model.provenance)
+
+
+def cross_validate(
+    cases: Sequence[PreparedCase],
+    params: DesignParameters,
+    budget: TrainingBudget,
+    folds: int,
+    *,
+    rule: LocateRule = LocateRule(),
+    progress: ProgressReporter | None = None,
+) -> dict[str, Any]:
+    """K-fold cross-validation by patient with ``params`` (see the module docstring)."""
+    progress = progress or ProgressReporter(quiet=True)
+    groups = kfold_cases(cases, folds, budget.seed)
+    rows: list[dict[str, Any]] = []
+    for fold, held_out in enumerate(groups, start=1):
+        names = {c.name for c in held_out}
+        training = [c for c in cases if c.name not in names]
+
+        def on_epoch(epoch: int, loss: float, fold: int = fold) -> None:
+            progress.epoch_finished()
+            progress.emit("cv_fold", trial=fold, trials=folds, epoch=epoch, epochs=budget.epochs, loss=loss, message="cross-validation: training")
+
+        result = train_model(training, params, budget.with_seed(budget.seed + CV_SEED_OFFSET + fold), on_epoch=on_epoch)
+        fold_rows = [case_row(result.model, c.name, c.image, c.l3_range, fold, device=budget.device, rule=rule) for c in held_out]
+        rows += fold_rows
+        fold_summary = summarise(fold_rows)
+        mean_error = fold_summary["error_slices"]["mean"]
+        error_text = "n/a" if mean_error is None else f"{mean_error:.2f}"
+        progress.emit("cv_fold", trial=fold, trials=folds, objective=objective_from_f1(fold_summary["slice_f1"]),
+                      message=f"fold {fold}/{folds} scored: {len(held_out)} case(s), mean error {error_text} slices, slice F1 {fold_summary['slice_f1']:.3f}")
+    return build_report(rows, mode="cross-validation", folds=folds, seed=budget.seed,
+                        design_parameters=params.to_dict(), budget=budget.to_dict())

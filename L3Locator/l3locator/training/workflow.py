@@ -1,0 +1,123 @@
+"""The whole ``l3locator train`` job: data → optimisation → cross-validation → final model.
+
+1. **Data**: the folder's cases are found (:func:`~.dataset.discover_cases`) and their slices
+   preprocessed once into the cache (:mod:`.cache`; default ``<output>/slice_cache``).
+2. **Optimisation** (:func:`~.optimize.optimise`): ``trials`` trials, each trained on the
+   training cases and scored on held-out validation cases; the best trial's model is
+   ``best_model.pt``.
+3. **Cross-validation** (when ``folds >= 2``, :func:`~.evaluate.cross_validate`): with the best
+   trial's design parameters, ``folds`` networks are re-trained, each without one fold of
+   patients, and every case is scored by the network that did not see it →
+   ``cv_report.json`` and ``cv_report.png``. (The parameters were chosen on a validation split
+   of the same cases, so this estimate is slightly optimistic, as in the paper's design.)
+4. **Final model**: one more network with the best parameters, trained on *all* cases (seed
+   ``seed + 2000``) → ``final_model.pt``, whose provenance carries the cross-validation summary
+   as its expected accuracy. This is the model to use; the ``done`` progress line names it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from .cache import PreparedCase, data_summary, prepare_cases
+from .dataset import discover_cases
+from .evaluate import cross_validate, write_report
+from .optimize import BEST_MODEL_FILE, TRIALS_FILE, OptimisationResult, optimise, read_trials
+from .progress import ProgressReporter
+from .provenance import make_provenance
+from .train import TrainingBudget, train_model
+
+FINAL_MODEL_FILE = "final_model.pt"
+CACHE_FOLDER = "slice_cache"
+FINAL_SEED_OFFSET = 2000
+
+
+@dataclass
+class TrainingOutputs:
+    """Paths written by :func:`run_training` (``report_*`` None without cross-validation)."""
+
+    final_model: Path
+    best_model: Path
+    trials_log: Path
+    report_json: Path | None
+    report_png: Path | None
+    optimisation: OptimisationResult
+
+
+def prepare_data(data_dir: str | os.PathLike, budget: TrainingBudget, cache_dir: str | os.PathLike, progress: ProgressReporter) -> list[PreparedCase]:
+    """Find and cache the cases of ``data_dir`` (step 1); unlabelled CTs are reported and skipped."""
+    discovery = discover_cases(data_dir)
+    if discovery.unlabelled:
+        names = ", ".join(p.name for p in discovery.unlabelled[:5]) + (" ..." if len(discovery.unlabelled) > 5 else "")
+        progress.note(f"skipping {len(discovery.unlabelled)} CT file(s) without a label: {names}")
+    return prepare_cases(
+        discovery.cases, budget.preprocessing, cache_dir,
+        progress=lambda done, total, name: progress.note(f"preparing slices {done}/{total}: {name}"),
+    )
+
+
+def run_training(
+    data_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    trials: int,
+    folds: int,
+    budget: TrainingBudget,
+    control: bool = False,
+    resume: bool = False,
+    validation_fraction: float = 0.2,
+    cache_dir: str | os.PathLike | None = None,
+    progress: ProgressReporter | None = None,
+) -> TrainingOutputs:
+    """Run steps 1–4 of the module docstring and report progress; returns what was written."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = progress or ProgressReporter(quiet=True)
+    if trials < 1:
+        raise InputError("--trials must be at least 1")
+    cases = prepare_data(data_dir, budget, cache_dir or out / CACHE_FOLDER, progress)
+    summary = data_summary(cases)
+    if summary["patients"] < 2 or summary["patients"] < folds:
+        raise InputError(f"{summary['patients']} patient(s) in {data_dir}: training needs at least 2 (and at least as many as --folds {folds})")
+    if summary["l3_slices"] == 0:
+        raise InputError(f"no case in {data_dir} has a labelled L3: nothing to learn")
+    progress.note(f"{summary['cases']} cases ({summary['patients']} patients), {summary['slices']} slices, {summary['l3_slices']} L3 slices")
+
+    finished = len(read_trials(out / TRIALS_FILE)) if resume else 0
+    cv_folds = folds if folds >= 2 else 0
+    progress.plan((max(0, trials - finished) + cv_folds + 1) * budget.epochs)
+    progress.start()
+
+    optimisation = optimise(cases, out, trials=trials, budget=budget, control=control, resume=resume,
+                            validation_fraction=validation_fraction, data_folder=str(data_dir), progress=progress)
+    best = optimisation.best
+    params = best.design
+
+    report_json = report_png = None
+    cv_summary = None
+    if cv_folds:
+        report = cross_validate(cases, params, budget, cv_folds, progress=progress)
+        report["data_folder"] = str(data_dir)
+        report_json, report_png = write_report(report, out)
+        cv_summary = report["summary"]
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        progress.epoch_finished()
+        progress.emit("epoch", trials=trials, epoch=epoch, epochs=budget.epochs, loss=loss, best_objective=best.objective,
+                      message="final model: training on all cases")
+
+    final_budget = budget.with_seed(budget.seed + FINAL_SEED_OFFSET)
+    result = train_model(cases, params, final_budget, on_epoch=on_epoch)
+    metrics = {"best_trial_validation_f1": best.f1, "best_trial_objective": best.objective, "cross_validation": cv_summary}
+    data = {"folder": str(data_dir), **summary, "cases_used": [c.name for c in cases]}
+    result.model.provenance = make_provenance("final", params, final_budget, result, data=data, metrics=metrics,
+                                              best_trial=best.trial, trials=len(optimisation.records), run_seed=budget.seed,
+                                              control=control, cv_folds=cv_folds)
+    final_path = result.model.save(out / FINAL_MODEL_FILE)
+    progress.emit("done", trials=trials, best_objective=best.objective, model=str(final_path),
+                  report=str(report_json) if report_json else None,
+                  message=f"best trial {best.trial}: F1 {best.f1:.3f}; final model {final_path}")
+    return TrainingOutputs(final_path, out / BEST_MODEL_FILE, out / TRIALS_FILE, report_json, report_png, optimisation)

@@ -1,0 +1,186 @@
+"""Evaluation reports: per-case rows, the summary recomputed independently, the picture,
+cross-validation by patient, the ``evaluate`` command, and (slow) accuracy after training."""
+
+import io
+import json
+import statistics
+from contextlib import redirect_stderr, redirect_stdout
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy import stats
+
+from l3locator.cli import main
+from l3locator.labels import L3Label, write_label
+from l3locator.modelfile import L3Model
+from l3locator.preprocessing import PreprocessingConfig
+from l3locator.training.cache import prepare_cases
+from l3locator.training.dataset import discover_cases
+from l3locator.training.design import DesignParameters
+from l3locator.training.evaluate import case_row, cross_validate, evaluate_model, summarise, write_report
+from l3locator.training.progress import PREFIX
+from l3locator.training.train import TrainingBudget, train_model
+from l3locator.volume import CTVolume
+from l3locator.writing import write_nifti
+
+TINY = PreprocessingConfig(input_size=32)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def synthetic_volume(num_slices: int, l3_range: tuple[int, int], seed: int = 0) -> CTVolume:
+    """Soft tissue with a bone square per slice, larger (16 px) on the 'L3' slices than elsewhere (8 px)."""
+    rng = np.random.default_rng(seed)
+    voxels = np.full((num_slices, 40, 40), -1000, np.int16)
+    voxels[:, 6:34, 6:34] = 40
+    for k in range(num_slices):
+        r = 8 if l3_range[0] <= k <= l3_range[1] else 4
+        voxels[k, 22 - r : 22 + r, 20 - r : 20 + r] = 700
+    voxels += rng.integers(-20, 20, voxels.shape, dtype=np.int16)
+    return CTVolume(voxels, np.diag([0.9, 0.9, 5.0, 1.0]), source="synthetic")
+
+
+class BigSquareNet(torch.nn.Module):
+    """A perfect classifier for :func:`synthetic_volume`: L3 where much of the slice is bone-bright."""
+
+    def forward(self, x):
+        bright = (x[:, 1] > 0.9).float().mean(dim=(1, 2))
+        logit = (bright - 0.08) * 200.0
+        return torch.stack([-logit, logit], dim=1)
+
+
+class NeverL3Net(torch.nn.Module):
+    def forward(self, x):
+        return torch.tensor([[5.0, -5.0]]).expand(len(x), 2)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cases")
+    for n in range(4):
+        l3 = (5 + 2 * n, 9 + 2 * n)
+        write_nifti(synthetic_volume(26, l3, seed=n), root / f"c{n}.nii.gz")
+        write_label(L3Label(case=f"c{n}", image=f"c{n}.nii.gz", l3_slice_index=l3[0] + 2, l3_slice_range=l3, source="manual", num_slices=26),
+                    root / f"c{n}.l3.json")
+    return root
+
+
+def recompute(rows):
+    """The summary numbers from the rows, computed independently of the library."""
+    truth_rows = [r for r in rows if r["true_range"] is not None]
+    errors = [abs(r["predicted_index"] - (r["true_range"][0] + r["true_range"][1]) / 2) for r in truth_rows]
+    mm = [e * r["slice_thickness_mm"] for e, r in zip(errors, truth_rows)]
+    tp, fp, fn = (sum(r[k] for r in rows) for k in ("tp", "fp", "fn"))
+    out = {
+        "mean": statistics.mean(errors), "sd": statistics.stdev(errors) if len(errors) > 1 else None,
+        "median": statistics.median(errors), "max": max(errors), "mean_mm": statistics.mean(mm),
+        "within_1": sum(e <= 1 for e in errors) / len(errors), "within_2": sum(e <= 2 for e in errors) / len(errors),
+        "f1": 2 * tp / (2 * tp + fp + fn),
+    }
+    true = [(r["true_range"][0] + r["true_range"][1]) / 2 for r in truth_rows]
+    pred = [r["predicted_index"] for r in truth_rows]
+    fit = stats.linregress(true, pred)
+    out.update(slope=fit.slope, intercept=fit.intercept, r2=fit.rvalue ** 2)
+    return out
+
+
+def check_summary(summary, rows):
+    expected = recompute(rows)
+    assert summary["error_slices"]["mean"] == pytest.approx(expected["mean"])
+    assert summary["error_slices"]["median"] == pytest.approx(expected["median"])
+    assert summary["error_slices"]["max"] == pytest.approx(expected["max"])
+    if expected["sd"] is not None:
+        assert summary["error_slices"]["sd"] == pytest.approx(expected["sd"])
+    assert summary["error_mm"]["mean"] == pytest.approx(expected["mean_mm"], abs=1e-3)
+    assert summary["within_1"] == pytest.approx(expected["within_1"])
+    assert summary["within_2"] == pytest.approx(expected["within_2"])
+    assert summary["slice_f1"] == pytest.approx(expected["f1"])
+    if np.isfinite(expected["slope"]):
+        assert summary["regression"]["slope"] == pytest.approx(expected["slope"])
+        assert summary["regression"]["intercept"] == pytest.approx(expected["intercept"])
+        assert summary["regression"]["r2"] == pytest.approx(expected["r2"])
+
+
+def row(true_range, predicted, found=True, thickness=2.5, tp=3, fp=1, fn=0, fold=1):
+    truth = None if true_range is None else (true_range[0] + true_range[1]) / 2
+    error = None if truth is None else abs(predicted - truth)
+    return {
+        "case": "x", "fold": fold, "num_slices": 100, "slice_thickness_mm": thickness, "true_range": true_range,
+        "true_index": truth, "l3_found": found, "predicted_index": predicted, "failure": truth is not None and not found,
+        "error_slices": error, "signed_error_slices": None if truth is None else predicted - truth,
+        "error_mm": None if error is None else error * thickness, "tp": tp, "fp": fp, "fn": fn,
+    }
+
+
+def test_summary_matches_an_independent_computation():
+    rows = [row((10, 14), 12), row((20, 25), 24, fp=0), row((30, 36), 30, tp=1, fn=4), row((40, 44), 99, found=False, tp=0, fn=5),
+            row((50, 53), 52, thickness=5.0, fold=2), row(None, 70, fp=2, tp=0)]
+    summary = summarise(rows)
+    check_summary(summary, rows)
+    assert summary["cases"] == 5 and summary["failures"] == 1
+    assert summary["cases_without_l3"] == 1 and summary["false_positive_cases"] == 1
+
+
+def test_a_case_without_an_answer_counts_at_the_far_end(folder):
+    model = L3Model(NeverL3Net(), TINY, arch="resnet18")
+    result = case_row(model, "c0", str(folder / "c0.nii.gz"), (5, 9), 1, device="cpu")
+    assert result["failure"] and not result["l3_found"]
+    assert result["predicted_index"] == 25 and result["error_slices"] == 25 - 7 and result["error_mm"] == pytest.approx(18 * 5.0)
+    assert (result["tp"], result["fp"], result["fn"]) == (0, 0, 5)
+
+
+def test_evaluating_a_model_writes_a_report_whose_numbers_recompute(folder, tmp_path):
+    model = L3Model(BigSquareNet(), TINY, arch="resnet18", source="oracle")
+    report = evaluate_model(model, discover_cases(folder).cases, device="cpu")
+    rows = report["cases"]
+    assert [r["case"] for r in rows] == ["c0", "c1", "c2", "c3"]
+    assert all(r["l3_found"] and r["error_slices"] <= 0.5 for r in rows)  # the truth is a middle, the answer a slice
+    assert report["summary"]["slice_f1"] == 1.0 and report["summary"]["within_1"] == 1.0
+    json_path, png_path = write_report(report, tmp_path)
+    stored = json.loads(json_path.read_text())
+    check_summary(stored["summary"], stored["cases"])
+    assert stored["per_fold"] == [{"fold": None, "cases": 4, "failures": 0, "mean_error_slices": stored["summary"]["error_slices"]["mean"],
+                                   "within_2": 1.0, "slice_f1": 1.0}]
+    with Image.open(png_path) as picture:
+        assert picture.size == (1100, 560)
+        assert len(np.unique(np.asarray(picture.convert("RGB")).reshape(-1, 3), axis=0)) > 3  # something was drawn
+
+
+def test_cross_validation_predicts_every_case_once_by_a_model_that_did_not_see_it(folder, tmp_path):
+    cases = prepare_cases(discover_cases(folder).cases, TINY, tmp_path / "cache")
+    budget = TrainingBudget(epochs=1, arch="resnet18", preprocessing=TINY, device="cpu", precision="fp32", seed=2)
+    report = cross_validate(cases, DesignParameters(learning_rate=1e-2), budget, 2)
+    rows = report["cases"]
+    assert sorted(r["case"] for r in rows) == ["c0", "c1", "c2", "c3"]
+    assert sorted({r["fold"] for r in rows}) == [1, 2]
+    assert [f["cases"] for f in report["per_fold"]] == [2, 2]
+    check_summary(report["summary"], rows)
+    assert report["design_parameters"]["learning_rate"] == 1e-2 and report["folds"] == 2
+
+
+def test_evaluate_command(folder, tmp_path):
+    cases = prepare_cases(discover_cases(folder).cases, TINY, tmp_path / "cache")
+    result = train_model(cases[:2], DesignParameters(learning_rate=1e-2), TrainingBudget(epochs=1, arch="resnet18", preprocessing=TINY, device="cpu"))
+    model_path = result.model.save(tmp_path / "m.pt")
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["evaluate", str(folder), "--model", str(model_path), "--output-dir", str(tmp_path / "eval"), "--progress", "json", "--device", "cpu"])
+    assert code == 0, err.getvalue()
+    lines = [json.loads(line[len(PREFIX) + 1 :]) for line in out.getvalue().splitlines() if line.startswith(PREFIX)]
+    assert lines[-1]["stage"] == "done" and lines[-1]["model"] == str(model_path)
+    report = json.loads((tmp_path / "eval" / "cv_report.json").read_text())
+    assert lines[-1]["report"] == str(tmp_path / "eval" / "cv_report.json")
+    assert len(report["cases"]) == 4 and (tmp_path / "eval" / "cv_report.png").is_file()
+    check_summary(report["summary"], report["cases"])
+    # Cross-validation needs the design parameters in the model's provenance: this one has none.
+    with redirect_stdout(io.StringIO()), redirect_stderr(err):
+        assert main(["evaluate", str(folder), "--model", str(model_path), "--folds", "2", "--output-dir", str(tmp_path / "cv")]) == 2
+    assert "does not record its design parameters" in err.getvalue()

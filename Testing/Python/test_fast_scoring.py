@@ -1,0 +1,211 @@
+"""Coarse-to-fine scoring gives the exhaustive answer, says which slices it scored, and can be switched off.
+
+A meaningful model without training: ``OracleNet`` looks each input up among the network inputs
+of one phantom (nearest neighbour on an 8x8 thumbnail) and returns a probability curve made from
+the phantom's vertebra labels: high on L3, a shoulder on L2 and L4, and low noise with a few
+spikes elsewhere, like a trained model's. The fast path must reproduce the exhaustive answer.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter1d
+
+from l3locator.cli import main
+from l3locator.fast_scoring import (
+    SamplingPlan,
+    coarse_step_slices,
+    fill_unscored,
+    score_coarse_to_fine,
+    smoothing_reach,
+)
+from l3locator.inference import SliceClassifier, resolve_precision
+from l3locator.locate import LocateRule
+from l3locator.modelfile import L3Model
+from l3locator.phantom import generate_phantom
+from l3locator.pipeline import find_l3
+from l3locator.preprocessing import PreprocessingConfig, assemble_inputs, preprocess_volume
+from l3locator.scoring import Cancelled, score_volume
+from l3locator.writing import write_nifti
+
+THUMB = 8
+
+
+def thumbnails(inputs: torch.Tensor) -> torch.Tensor:
+    """``[B, 3 * THUMB * THUMB]`` float32 fingerprints of network inputs."""
+    return F.adaptive_avg_pool2d(inputs.float(), THUMB).flatten(1)
+
+
+class OracleNet(torch.nn.Module):
+    """Logits ``[0, logit(p)]`` where ``p`` is the stored probability of the nearest known input."""
+
+    def __init__(self, keys: torch.Tensor, probabilities: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("keys", keys)
+        p = torch.as_tensor(np.clip(probabilities, 1e-6, 1 - 1e-6), dtype=torch.float64)
+        self.register_buffer("logits", torch.log(p / (1 - p)).float())
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += len(x)
+        distance = ((thumbnails(x)[:, None, :] - self.keys[None]) ** 2).sum(-1)
+        logit = self.logits[distance.argmin(1)]
+        return torch.stack((torch.zeros_like(logit), logit), dim=1)
+
+
+def label_curve(phantom, seed: int) -> np.ndarray:
+    """A trained-model-like L3 probability per slice from the phantom's truth."""
+    n = phantom.volume.num_slices
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.0, 0.12, n)
+    spikes = rng.choice(n, size=max(1, n // 60), replace=False)
+    p[spikes] = rng.uniform(0.3, 0.7, len(spikes))
+    for level, value in (("L2", 0.35), ("L4", 0.3), ("L3", 0.97)):
+        if level in phantom.body_ranges:
+            first, last = phantom.body_ranges[level]
+            p[first : last + 1] = np.maximum(p[first : last + 1], value)
+    return np.clip(gaussian_filter1d(p, 0.7), 0.0, 1.0)
+
+
+def oracle_model(volume, curve: np.ndarray, config: PreprocessingConfig) -> L3Model:
+    slices = preprocess_volume(volume, config)
+    inputs = assemble_inputs(slices, np.arange(volume.num_slices), config, volume.slice_thickness, volume.superior_step)
+    return L3Model(OracleNet(thumbnails(inputs), curve).eval(), config, arch="oracle", source="oracle")
+
+
+CASES = [
+    # (seed, extent, slice thickness mm, channel mode, superior_first)
+    (11, "abdomen", 1.25, "repeat", False),
+    (12, "whole_body", 2.5, "repeat", False),
+    (13, "abdomen", 1.0, "neighbors", True),
+    (14, "l3_edge", 1.25, "repeat", False),
+    (15, "chest", 1.25, "repeat", False),
+]
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[1]}-{c[2]}mm-{c[3]}{'-headfirst' if c[4] else ''}")
+def case(request):
+    seed, extent, thickness, mode, superior_first = request.param
+    phantom = generate_phantom(seed, shape_ij=(48, 48), slice_thickness_mm=thickness, extent=extent, superior_first=superior_first)
+    config = PreprocessingConfig(input_size=32, channel_mode=mode)
+    curve = label_curve(phantom, seed)
+    return phantom.volume, oracle_model(phantom.volume, curve, config), curve
+
+
+def test_fast_path_gives_the_exhaustive_answer(case):
+    volume, model, curve = case
+    reference = find_l3(volume, model, exhaustive=True)
+    np.testing.assert_allclose(reference.slice_probabilities, curve, atol=1e-5)  # the oracle is exact
+    model.network.calls = 0
+    fast = find_l3(volume, model)
+    assert (fast.l3_found, fast.l3_slice_index, fast.l3_slice_range, fast.flags) == (
+        reference.l3_found, reference.l3_slice_index, reference.l3_slice_range, reference.flags)
+    assert fast.confidence == pytest.approx(reference.confidence, abs=1e-6)
+    # bookkeeping: scored_slices lists each slice the network saw, once
+    assert fast.scored_slices is not None and fast.scored_slices == sorted(set(fast.scored_slices))
+    assert model.network.calls == len(fast.scored_slices) == fast.extra["scoring"]["slices_scored"]
+    assert len(fast.scored_slices) < 0.6 * volume.num_slices
+    scored = np.asarray(fast.scored_slices)
+    np.testing.assert_allclose(np.asarray(fast.slice_probabilities)[scored], curve[scored], atol=1e-5)
+
+
+def test_unscored_slices_are_interpolated_between_unsuspicious_neighbours(case):
+    volume, model, curve = case
+    plan = SamplingPlan()
+    result = score_coarse_to_fine(model, volume, precision="fp32")
+    known = np.flatnonzero(result.scored)
+    step = coarse_step_slices(volume.slice_thickness, plan)
+    assert known[0] == 0 and known[-1] == volume.num_slices - 1
+    for before, after in zip(known[:-1], known[1:]):
+        if after - before > 1:  # a gap: short, and both ends below the suspicion level
+            assert after - before <= step
+            assert curve[before] < plan.suspicion and curve[after] < plan.suspicion
+    np.testing.assert_allclose(result.probabilities, fill_unscored(curve, result.scored), atol=1e-5)
+
+
+def test_bf16_path_gives_the_same_answer(case):
+    volume, model, _ = case
+    reference = find_l3(volume, model, exhaustive=True)
+    fast = find_l3(volume, model, precision="bf16")
+    assert fast.extra["scoring"]["precision"] == "bf16"
+    assert (fast.l3_slice_index, fast.l3_slice_range) == (reference.l3_slice_index, reference.l3_slice_range)
+
+
+def test_exhaustive_switch_scores_every_slice_in_fp32(case):
+    volume, model, _ = case
+    model.network.calls = 0
+    result = find_l3(volume, model, exhaustive=True)
+    assert result.scored_slices is None and model.network.calls == volume.num_slices
+    assert result.extra["scoring"] == {"strategy": "exhaustive", "precision": "fp32", "slices_scored": volume.num_slices}
+    np.testing.assert_array_equal(result.slice_probabilities, score_volume(model, volume))
+
+
+def test_smoothing_reach_matches_the_gaussian_truncation():
+    rule = LocateRule(smoothing_mm=4.0)
+    assert smoothing_reach(500, 1.0, rule) == 16  # sigma 4 slices, truncated at 4 sigma
+    assert smoothing_reach(100, 5.0, rule) == 3  # sigma 0.8 slice: int(3.2 + 0.5)
+    assert smoothing_reach(100, 20.0, rule) == 0  # sigma below a quarter slice: no smoothing
+    assert smoothing_reach(10, 0.5, rule) == 10  # reach capped at the scan length
+
+
+def test_coarse_step_samples_the_shortest_l3_three_times():
+    assert coarse_step_slices(1.0) == 8 and coarse_step_slices(2.5) == 3 and coarse_step_slices(5.0) == 1
+    assert coarse_step_slices(0.625) == 12 and coarse_step_slices(8.0 / 3.0) == 3
+
+
+def test_short_scans_are_scored_in_full_in_order():
+    phantom = generate_phantom(5, shape_ij=(32, 32), slice_thickness_mm=5.0, extent="abdomen")
+    volume = phantom.volume
+    model = L3Model.new("resnet18", PreprocessingConfig(input_size=32))
+    seen = []
+    result = find_l3(volume, model, batch_size=8, progress=lambda done, total: seen.append((done, total)))
+    n = volume.num_slices
+    assert result.scored_slices is None and result.extra["scoring"]["strategy"] == "every-slice"
+    assert seen == [(min(n, d), n) for d in range(8, n + 8, 8)]
+
+
+def test_progress_grows_to_the_planned_total_and_cancel_stops(case):
+    volume, model, _ = case
+    seen = []
+    score_coarse_to_fine(model, volume, batch_size=16, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1][0] == seen[-1][1] and all(d <= t for d, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    with pytest.raises(Cancelled):
+        score_coarse_to_fine(model, volume, should_cancel=lambda: True)
+
+
+def test_auto_precision_is_fp32_off_cpu_and_validated():
+    assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp8", torch.device("cpu"))
+
+
+def test_classifier_leaves_the_network_weights_untouched():
+    model = L3Model.new("resnet18", PreprocessingConfig(input_size=32))
+    before = {k: v.clone() for k, v in model.network.state_dict().items()}
+    SliceClassifier(model, "cpu", "bf16")(torch.rand(2, 3, 32, 32))
+    after = model.network.state_dict()
+    assert all(torch.equal(before[k], after[k]) and before[k].is_contiguous() == after[k].is_contiguous() for k in before)
+
+
+def test_cli_exhaustive_flag(tmp_path, capsys, monkeypatch):
+    phantom = generate_phantom(7, shape_ij=(32, 32), slice_thickness_mm=2.5, extent="abdomen")
+    scan = write_nifti(phantom.volume, tmp_path / "scan.nii.gz")
+    model_file = L3Model.new("resnet18", PreprocessingConfig(input_size=32)).save(tmp_path / "m.pt")
+    assert main(["find", str(scan), "--model", str(model_file), "--json", "--exhaustive"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["scoring"]["strategy"] == "exhaustive" and printed["scored_slices"] is None
+    assert main(["find", str(scan), "--model", str(model_file), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["scoring"]["strategy"] != "exhaustive"
+    import l3locator.cli
+
+    switches = []
+    monkeypatch.setattr(l3locator.cli, "find_l3", lambda *a, **kw: switches.append(kw["exhaustive"]) or find_l3(*a, **kw))
+    output = tmp_path / "out.csv"
+    for extra in (["--exhaustive"], []):
+        assert main(["batch", str(scan), "--model", str(model_file), "--output", str(output), *extra]) == 0
+    assert switches == [True, False]
