@@ -7,12 +7,10 @@ script ``L3LocatorBatch.py``); the L3 search itself is the core library ``l3loca
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 from pathlib import Path
 
-import ctk  # noqa: F401  (the .ui file's ctk widgets need ctk loaded)
 import qt
 import vtk
 

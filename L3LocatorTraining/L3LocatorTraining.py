@@ -24,7 +24,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import ctk  # noqa: F401  (the .ui file's ctk widgets need ctk loaded)
 import qt
 import vtk
 

@@ -34,7 +34,7 @@ def ctVolumeFromNode(volumeNode) -> CTVolume:
         InputError: no node, a label map, no image data, or not a single-component volume.
     """
     from l3locator import CTVolume, InputError
-    from l3locator.reading._common import check_ct_values
+    from l3locator.reading import check_ct_values
 
     if volumeNode is None:
         raise InputError("no input volume selected")

@@ -458,7 +458,7 @@ def _build_spine(rng: np.random.Generator, variant: str, scale: float) -> tuple[
         verts.append(_Vertebra(f"T{n}", VERSE_IDS[f"T{n}"], "T", n, 17.5 + 7.0 * f, 4.0 + 3.5 * f, 14.0 + 7.0 * f, 8.5 + 6.0 * f, True))
     for n in range(1, n_lumbar + 1):
         f = min((n - 1) / 4.0, 1.0)
-        verts.append(_Vertebra(f"L{n}", VERSE_IDS[f"L{n}"], "L", n, 26.5 + 3.0 * f, 9.0 + 3.0 * f, 21.5 + 3.5 * f, 15.0 + 2.0 * f, False))
+        verts.append(_Vertebra(f"L{n}", VERSE_IDS[f"L{n}"], "L", n, 26.5 + 3.0 * f, 9.0 + 3.0 * f, 23.0 + 3.5 * f, 16.0 + 2.0 * f, False))
     verts[-1].disc = 10.0
     z = 0.0
     for v in verts:
@@ -569,7 +569,7 @@ class _Lungs(_Item):
             zd = self.dome.height(c.xt, c.yt)
             alpha = alpha * np.clip((c.z - zd) / c.thickness + 0.5, 0.0, 1.0)
         tex = c.tex
-        value = self.hu + 25.0 * tex + 650.0 * np.clip((tex - 1.5) * 2.5, 0.0, 1.0)
+        value = self.hu + 25.0 * tex + 900.0 * np.clip((tex - 1.8) * 2.0, 0.0, 1.0)
         c.img += alpha * (value - c.img)
 
 
@@ -584,7 +584,6 @@ class _Table(_Item):
         depth = top - c.scan_y  # mm below the table top surface
         inv_px = 1.0 / c.px
         shell = np.clip(np.minimum(depth + 0.5 * c.px, 3.0 - depth) * inv_px + 0.5, 0.0, 1.0)
-        shell = np.maximum(shell, np.clip(np.minimum(depth - 32.0, 35.0 - depth) * inv_px + 0.5, 0.0, 1.0))
         foam = np.clip(np.minimum(depth - 3.0, 32.0 - depth) * inv_px + 0.5, 0.0, 1.0)
         c.img += foam * (-900.0 - c.img)
         c.img += shell * (self.hu - c.img)
@@ -683,11 +682,11 @@ class _Anatomy:
             (v["C7"].z_mid, 46, 30, 6, 2.0, 2.2, 30, 6, -6, 23, 32, 24, 24, 0.45),
             (v["T1"].z_mid, 60, 38, 35, 2.0, 2.4, 95, 25, 26, 24, 34, 20, 18, 0.6),
             (v["T3"].z_mid, 95, 62, 55, 2.1, 2.6, 62, 30, 28, 25, 36, 20, 16, 0.7),
-            (t_mid.z_mid, 120 * vf ** 0.3, 80, 65, 2.2, 2.8, 20, 16, 30 - kyph, 26, 38, 20, 16, 0.75),
-            (last_t.z_mid, 128 * vf ** 0.6, 86 * vf ** 0.6, 62, 2.3, 2.8, 13, 12, 25, 27, 40, 22, 19, 0.9),
-            (first_l.z_mid, 124 * vf, 84 * vf, 56, 2.4, 2.8, 12, 10, 24 + 0.4 * lord, 28, 42, 23, 21, 1.0),
-            (mid_l.z_mid, 122 * vf, 82 * vf, 48, 2.4, 2.8, 12, 10, 25 + lord, 28, 44, 24, 22, 1.0),
-            (last_l.z_mid, 130 * vf, 80 * vf, 42, 2.4, 2.8, 18, 10, 18 + 0.4 * lord, 27, 44, 23, 21, 1.05),
+            (t_mid.z_mid, 120 * vf ** 0.3, 80, 65, 2.2, 2.8, 20, 16, 30 - kyph, 28, 36, 24, 18, 0.75),
+            (last_t.z_mid, 128 * vf ** 0.6, 86 * vf ** 0.6, 62, 2.3, 2.8, 11, 12, 25, 29, 38, 27, 21, 0.9),
+            (first_l.z_mid, 124 * vf, 84 * vf, 56, 2.4, 2.8, 10, 10, 24 + 0.4 * lord, 30, 40, 29, 23, 1.0),
+            (mid_l.z_mid, 122 * vf, 82 * vf, 48, 2.4, 2.8, 10, 10, 25 + lord, 31, 40, 30, 24, 1.0),
+            (last_l.z_mid, 130 * vf, 80 * vf, 42, 2.4, 2.8, 16, 10, 18 + 0.4 * lord, 29, 40, 28, 22, 1.05),
             (z_s1 - 30, 112 * vf, 78 * vf, 12, 2.3, 2.8, 45, 12, -16, 24, 30, 18, 12, 1.1),
             (self.z_fh, 72, 70, 8, 2.2, 2.6, 95, 25, -22, 22, 26, 14, 10, 1.1),
             (self.z_fh - 80, 62, 62, 6, 2.2, 2.6, 100, 30, -24, 22, 26, 14, 10, 1.1),
@@ -698,7 +697,7 @@ class _Anatomy:
             zs.append(z)
             rows.append((a * sx, ba * sy, bp * sy, na, np_, m_lat * sx, m_ant * sy, off, ex, e_off, ea, eb, fat))
         fat_level = p["fat"]
-        fat = (6.0 + 60.0 * fat_level * _u(rng, 0.7, 1.3), 6.0 + 40.0 * fat_level * _u(rng, 0.7, 1.3), 6.0 + 30.0 * fat_level * _u(rng, 0.7, 1.3))
+        fat = (6.0 + 60.0 * fat_level * _u(rng, 0.7, 1.3), 6.0 + 40.0 * fat_level * _u(rng, 0.7, 1.3), 5.0 + 22.0 * fat_level * _u(rng, 0.7, 1.3))
         p["subcutaneous_fat_mm"] = [round(f, 1) for f in fat]
         d_z = [vv.z_mid for vv in reversed(self.verts)]
         d_val = [vv.d for vv in reversed(self.verts)]
@@ -789,10 +788,13 @@ class _Anatomy:
                        lv, clip=True, dome=1))
         # intrahepatic vessels (darker without contrast, brighter with)
         vessel = hu["vein"] if self.params["contrast"] != "none" else hu["liver"] - 22.0
-        for n in range(5):
-            zc = _u(rng, last_t.z_mid - 10.0, z_right - 15.0)
-            self.add(_Blob(_ellipsoid(zc, _u(rng, 10.0, 25.0), _u(rng, 0.2, 0.6) * a_ref, _u(rng, -0.2, 0.5) * ba_ref, 6.0, 5.0),
-                           [(0.0, vessel, 0.0, 0.0)], clip=True, dome=1))
+        confluence = (0.15 * a_ref, y_sp + 40.0, z_right - 28.0)
+        for end_x, end_y in ((0.62, 0.1), (0.45, 0.55), (-0.1, 0.6)):  # hepatic veins radiating from the IVC
+            end = (end_x * a_ref, end_y * ba_ref, confluence[2] - _u(rng, 5.0, 20.0))
+            self.add(_Bar(confluence, end, 5.5, 2.5, 5.0, [(0.0, vessel, 0.0)]))
+        porta = (0.05 * a_ref, y_sp + 45.0, l1.z_top + _u(rng, 5.0, 20.0))
+        for end_x, end_y, dz in ((0.5, 0.05, 15.0), (0.35, 0.45, 25.0), (0.15, 0.55, 10.0)):  # portal branches
+            self.add(_Bar(porta, (end_x * a_ref, end_y * ba_ref, porta[2] + dz), 6.0, 2.5, 5.0, [(0.0, vessel, 0.0)]))
         if rng.random() < 0.6:  # gallbladder
             self.add(_Blob(_ellipsoid(l1.z_top - 5.0, _u(rng, 20.0, 35.0), 0.25 * a_ref, 0.45 * ba_ref, 16.0, 13.0, 0.5),
                            [(0.0, hu["fluid"] + 5.0, 0.0, 0.0)], clip=True, dome=1))
@@ -802,7 +804,7 @@ class _Anatomy:
                        [(0.0, hu["spleen"], 4.0, 0.0)], clip=True, dome=1))
         # stomach with an air-fluid level
         zc = last_t.z_bot + _u(rng, -10.0, 20.0)
-        gas = _u(rng, 0.1, 0.8)
+        gas = _u(rng, 0.35, 0.9)
         self.add(_Blob(_ellipsoid(zc, _u(rng, 50.0, 70.0), -0.42 * a_ref, 0.35 * ba_ref, _u(rng, 38.0, 55.0), _u(rng, 28.0, 40.0), 0.5, shift=(25.0, -10.0)),
                        [(0.0, hu["bowel_wall"], 0.0, 0.0), (4.0, hu["bowel_content"], 10.0, 2.0)], clip=True, dome=1, gas=(gas, _AIR)))
         # pancreas
@@ -866,9 +868,11 @@ class _Anatomy:
             kind = rng.random()
             if kind < 0.4:
                 layers, gas = [(0.0, collapsed, 5.0, 0.0)], None
+            elif kind < 0.55:  # colon segment with stool
+                layers, gas = [(0.0, hu["bowel_wall"], 0.0, 0.0), stool], (_u(rng, 0.0, 1.0), _AIR)
             else:
                 layers = [(0.0, hu["bowel_wall"], 0.0, 0.0), (2.2, content, 6.0, 0.0)]
-                gas = (_u(rng, -0.9, 0.6), _AIR) if kind > 0.8 else None
+                gas = (_u(rng, -0.9, 0.6), _AIR) if kind > 0.85 else None
             self.add(_Blob(_ellipsoid(z, _u(rng, 8.0, 35.0), x, y, ra, rb, _u(rng, 0, math.pi), shift=(_u(rng, -25, 25), _u(rng, -20, 20)), n=5),
                            layers, gas=gas, clip=True))
 
@@ -992,13 +996,13 @@ class _Anatomy:
         lum = self.lumbar
         l1 = lum[0]
         # kidneys: left higher; upper poles medial and posterior
-        zc_left = l1.z_bot - _u(rng, -5.0, 15.0)
+        zc_left = lum[1].z_top - _u(rng, -5.0, 15.0)
         zc_right = zc_left - _u(rng, 5.0, 20.0)
         self.params["kidney_centres_mm"] = [round(zc_right, 1), round(zc_left, 1)]
         for side, zc in ((1, zc_right), (-1, zc_left)):
             v = l1
             hz = _u(rng, 50.0, 60.0)
-            x = v.x + side * (v.w + _u(rng, 34.0, 44.0))
+            x = v.x + side * (v.w + _u(rng, 40.0, 50.0))
             y = v.y - 4.0
             ang = side * _u(rng, 0.4, 0.7)
             keys = _ellipsoid(zc, hz, x + side * 8.0, y, _u(rng, 26.0, 32.0), _u(rng, 22.0, 27.0), ang, shift=(-side * 16.0, -6.0))
@@ -1018,7 +1022,7 @@ class _Anatomy:
             for n, v in enumerate(lum):
                 g = growth[min(n, len(growth) - 1)] if n < len(lum) - 1 else 1.0
                 a, bb = 22.0 * g * size, 17.0 * g * size
-                keys.append((v.z_mid, v.x + side * (v.w + a * 0.75), v.y + 3.0 + 10.0 * n / len(lum), a, bb, side * 0.3))
+                keys.append((v.z_mid, v.x + side * (v.w + a * 0.6), v.y + 5.0 + 10.0 * n / len(lum), a, bb, side * 0.3))
             keys.append((self.z_s1 - 30.0, side * (0.45 * float(b.get("a", self.z_s1 - 30.0))), self.y_fh - 5.0, 24.0 * size, 20.0 * size, side * 0.2))
             keys.append((self.z_fh, side * (x_fh - 20.0), self.y_fh + 35.0, 20.0, 15.0, 0.0))
             keys.append((self.z_fh - 50.0, side * (x_fh - 10.0), self.y_fh + 35.0, 18.0, 14.0, 0.0))
@@ -1093,7 +1097,7 @@ class _Anatomy:
         h = v.height
         rcx, rcy = self._canal(v)
         yc = v.y - v.d - rcy + 1.5
-        ped_hw, lam_hw = {"C": (3.0, 3.0), "T": (4.0, 4.0), "L": (5.0, 5.0)}[v.region]
+        ped_hw, lam_hw = {"C": (3.0, 3.0), "T": (4.0, 4.5), "L": (5.0, 6.0)}[v.region]
 
         def z_at(z: float, y: float) -> float:
             return z + g * (y - v.y)
@@ -1101,7 +1105,7 @@ class _Anatomy:
         z_ped = v.z_top - 0.32 * h
         apex_y = yc - rcy - lam_hw
         if v.region == "L":
-            sp_len, sp_hw, sp_drop, sp_hh = 30.0, 4.5, 6.0, 0.33 * h
+            sp_len, sp_hw, sp_drop, sp_hh = 30.0, 5.0, 6.0, 0.33 * h
             last = v is self.lumbar[-1]
             tp_hw, tp_back, tp_hh = (7.0 if last else 4.0), math.radians(10.0), 0.16 * h
         elif v.region == "T":
@@ -1128,10 +1132,11 @@ class _Anatomy:
             self.add(_Bar((x0, y0, z_at(z_tp, y0)), (tip[0], tip[1], z_at(z_tp, tip[1])), max(tp_hw, 3.0), tp_hw, tp_hh, bone, lab))
             # superior (up into the disc above) and inferior (down into the disc below) articular processes
             xs_ = v.x + s * (rcx + ped_hw + 1.0)
-            self.add(_Blob([(v.z_top - 0.25 * h, xs_, yc - 1.0, 4.5, 6.0, 0.0), (v.z_top + 0.7 * disc_above, xs_, yc - 2.0, 4.0, 5.0, 0.0)],
+            fa = 6.0 if v.region == "L" else 4.5
+            self.add(_Blob([(v.z_top - 0.25 * h, xs_, yc - 1.0, fa, fa + 2.0, 0.0), (v.z_top + 0.7 * disc_above, xs_, yc - 2.0, fa - 0.5, fa + 1.0, 0.0)],
                            [(0.0, hu["cortex"], 0.0, 0.0), (1.5, hu["cancellous"], 30.0, 1.0)], label=lab, tilt=(g, v.y)))
             xi = v.x + s * (rcx + 0.5)
-            self.add(_Blob([(v.z_bot - 0.8 * v.disc, xi, yc - rcy - 1.0, 4.0, 5.0, 0.0), (v.z_bot + 0.3 * h, xi, yc - rcy, 4.0, 5.5, 0.0)],
+            self.add(_Blob([(v.z_bot - 0.8 * v.disc, xi, yc - rcy - 1.0, fa - 0.5, fa + 1.0, 0.0), (v.z_bot + 0.3 * h, xi, yc - rcy, fa - 0.5, fa + 1.5, 0.0)],
                            [(0.0, hu["cortex"], 0.0, 0.0), (1.5, hu["cancellous"], 30.0, 1.0)], label=lab, tilt=(g, v.y)))
         # spinous process
         z_sp = v.z_mid - 0.25 * h

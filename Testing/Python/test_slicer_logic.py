@@ -28,7 +28,7 @@ for folder in (ROOT / "L3Locator", ROOT / "L3LocatorTraining", Path(__file__).re
 
 import vtk  # noqa: E402
 
-from l3locator import CTVolume, InputError, L3Model, LabelError, PreprocessingConfig  # noqa: E402
+from l3locator import InputError, L3Model, LabelError, PreprocessingConfig  # noqa: E402
 from l3locator.labels import read_label  # noqa: E402
 from l3locator.phantom import generate_phantom  # noqa: E402
 from l3locator.reading import load_ct  # noqa: E402

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..volume import CTVolume
+from ._common import check_ct_values
 from .dicom import SeriesInfo, list_dicom_series, read_dicom_series, series_uid_of_file
 from .nifti import read_nifti
 from .nrrd import read_nrrd
 
-__all__ = ["SeriesInfo", "list_dicom_series", "load_ct"]
+__all__ = ["SeriesInfo", "check_ct_values", "list_dicom_series", "load_ct"]
 
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 

@@ -1,9 +1,9 @@
 """Test-only stand-ins for the parts of 3D Slicer that the ``slicer-core`` wheel lacks.
 
 Just enough to import the module files (``L3Locator.py``, ``L3LocatorTraining.py``) and run
-their logic and self-test classes: ``qt`` and ``ctk`` are empty (the widget classes that use them
-are not run here; the ``.ui`` files are checked with PySide6 instead), ``slicer.ScriptedLoadableModule``
-has the four base classes, ``slicer.parameterNodeWrapper`` the decorator and two annotations.
+their logic and self-test classes: ``qt`` is empty (the widget classes that use it are not run
+here; the ``.ui`` files are checked with PySide6 instead), ``slicer.ScriptedLoadableModule`` has
+the four base classes, ``slicer.parameterNodeWrapper`` the decorator and two annotations.
 A real module always wins: a stand-in is installed only where the import fails.
 """
 
@@ -19,7 +19,6 @@ from . import ScriptedLoadableModule, parameterNodeWrapper
 
 _STANDINS = {
     "qt": None,
-    "ctk": None,
     "slicer.ScriptedLoadableModule": ScriptedLoadableModule,
     "slicer.parameterNodeWrapper": parameterNodeWrapper,
 }
