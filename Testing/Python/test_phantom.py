@@ -50,10 +50,11 @@ def test_same_seed_same_voxels_other_seed_differs():
 
 
 def test_anatomy_does_not_depend_on_acquisition_arguments():
-    thin = generate_phantom(8, shape_ij=(48, 48), slice_thickness_mm=2.0)
-    thick = generate_phantom(8, shape_ij=(64, 64), slice_thickness_mm=5.0, noise_hu=5.0)
-    assert thin.params["vertebral_bodies_ras_z_mm"] == thick.params["vertebral_bodies_ras_z_mm"]
-    assert thin.params["hu"] == thick.params["hu"]
+    thin = generate_phantom(2, shape_ij=(48, 48), slice_thickness_mm=2.0)
+    thick = generate_phantom(2, shape_ij=(64, 64), slice_thickness_mm=5.0, noise_hu=5.0, extent="whole_body")
+    assert thin.params["arms_down"] != thick.params["arms_down"]  # positioning differs, anatomy must not
+    anatomy = ("vertebral_bodies_ras_z_mm", "hu", "kidney_centres_mm", "liver_tip_mm", "pelvis_mm", "transverse_process_mm")
+    assert all(thin.params[key] == thick.params[key] for key in anatomy)
 
 
 def test_small_volume_is_fast():
@@ -236,3 +237,14 @@ def test_write_phantom_case_round_trips(tmp_path, abdomen):
     assert sorted(p.name for p in (tmp_path / "cases").iterdir()) == ["ph3.nii.gz", "ph3_vertebrae.nii.gz"]  # no temp files left
     with pytest.raises(FileExistsError):
         write_phantom_case(abdomen, tmp_path / "cases", "ph3")
+
+
+def test_write_phantom_case_as_nrrd_reads_back_in_the_same_geometry(tmp_path, abdomen):
+    from l3locator.reading import load_ct
+
+    paths = write_phantom_case(abdomen, tmp_path, "ph3", fmt="nrrd")
+    ct, lab = load_ct(paths["ct"]), load_ct(paths["vertebrae"])
+    assert np.array_equal(ct.voxels, abdomen.volume.voxels) and np.allclose(ct.ijk_to_ras, abdomen.volume.ijk_to_ras)
+    assert np.array_equal(lab.voxels, abdomen.vertebra_labels)
+    with pytest.raises(ValueError):
+        write_phantom_case(abdomen, tmp_path, "ph4", fmt="png")

@@ -4,7 +4,8 @@ The loop, per epoch: draw the epoch (:func:`~.sampling.plan_epoch`: all L3 slice
 non-L3 slices, oversampled L3 copies); serve it in minibatches of ``minibatch_size`` (a
 ``DataLoader``); augment the oversampled copies (:mod:`.augment`); forward; class-weighted
 cross-entropy (:func:`~.design.class_loss_weights`); backward; clip the gradients
-(:mod:`.clipping`); step.
+(:mod:`.clipping`); step. After the last epoch the batch-norm statistics are re-estimated over
+the training slices with the final weights (:mod:`.bn_statistics`, MATLAB's default).
 
 Optimiser: SGD with momentum 0.9, the paper's MATLAB ``sgdm`` solver, with the learning rate
 held constant and the L2 regularisation as ``weight_decay`` (coupled L2 on every parameter,
@@ -38,6 +39,7 @@ from ..modelfile import ARCHITECTURES, L3Model, build_network
 from ..preprocessing import PreprocessingConfig, assemble_inputs
 from ..scoring import pick_device, probabilities_from_inputs
 from .augment import augment_batch
+from .bn_statistics import estimate_population_statistics
 from .cache import PreparedCase
 from .clipping import clip_gradients
 from .design import DesignParameters, class_loss_weights
@@ -62,6 +64,8 @@ class TrainingBudget:
         precision: one of :data:`PRECISIONS` (see the module docstring).
         seed: base seed of the run; trials and folds derive theirs from it.
         eval_batch_size: slices per forward pass when scoring validation cases.
+        bn_statistics_slices: training slices drawn to re-estimate the batch-norm statistics
+            after training (None: all of them).
     """
 
     epochs: int = 30
@@ -73,6 +77,7 @@ class TrainingBudget:
     precision: str = "auto"
     seed: int = 0
     eval_batch_size: int = 64
+    bn_statistics_slices: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -85,13 +90,15 @@ class TrainingBudget:
             raise ValueError("max_slices_per_epoch must be at least 2")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}")
+        if self.bn_statistics_slices is not None and self.bn_statistics_slices < 2:
+            raise ValueError("bn_statistics_slices must be at least 2")
 
     @classmethod
     def small(cls, **overrides: Any) -> TrainingBudget:
         """The documented small configuration: CPU, minutes, for tests and demos.
 
-        ResNet18 at 64 x 64 pixels, 2 epochs, a quarter of the non-L3 slices per epoch and at
-        most 600 slices per epoch. On a 2-core CPU one such training run over a few thousand
+        ResNet18 at 64 x 64 pixels, 2 epochs, a quarter of the non-L3 slices per epoch, at most
+        600 slices per epoch, and batch-norm statistics from at most 2000 training slices. On a 2-core CPU one such training run over a few thousand
         slices takes well under a minute; with ``--trials 3 --folds 2`` a whole
         ``l3locator train`` run (3 trials, 2 folds, the final model) takes a few minutes.
         """
@@ -101,6 +108,7 @@ class TrainingBudget:
             "preprocessing": PreprocessingConfig(input_size=64),
             "negatives_per_epoch": 0.25,
             "max_slices_per_epoch": 600,
+            "bn_statistics_slices": 2000,
             "device": "cpu",
         }
         values.update(overrides)
@@ -236,7 +244,7 @@ def train_model(
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     targets = [case.targets() for case in cases]
     history: list[EpochStats] = []
-    batch_sizes: set[int | None] = set()
+    loader_batch_size = None
 
     with _deterministic_cudnn(device):
         for epoch in range(1, budget.epochs + 1):
@@ -248,7 +256,7 @@ def train_model(
                 oversampling_rate=params.oversampling_rate,
             )
             loader = make_loader(cases, plan, budget.preprocessing, params.minibatch_size)
-            batch_sizes.add(loader.batch_size)
+            loader_batch_size = loader.batch_size
             network.train()
             loss_sum = torch.zeros((), device=device)
             trained = 0
@@ -283,10 +291,13 @@ def train_model(
             if on_epoch is not None:
                 on_epoch(epoch, mean_loss)
 
+    statistics_slices = estimate_population_statistics(
+        network, cases, budget.preprocessing, device, rng, max_slices=budget.bn_statistics_slices, batch_size=budget.eval_batch_size
+    )
     network = network.to(memory_format=torch.contiguous_format).eval()
     group = optimiser.param_groups[0]
     settings = {
-        "minibatch_size": batch_sizes.pop() if len(batch_sizes) == 1 else sorted(batch_sizes),
+        "minibatch_size": loader_batch_size,
         "learning_rate": group["lr"],
         "momentum": group["momentum"],
         "weight_decay": group["weight_decay"],
@@ -295,6 +306,7 @@ def train_model(
         "class_loss_weights": class_weights.tolist(),
         "precision": precision,
         "device": str(device),
+        "bn_statistics_slices": statistics_slices,
     }
     model = L3Model(network, budget.preprocessing, arch=budget.arch, source="trained")
     return TrainingResult(model, history, time.perf_counter() - started, settings)
