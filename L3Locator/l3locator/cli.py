@@ -4,6 +4,7 @@
     l3locator batch PATH... --output results.csv [--model FILE] [--output-dir DIR] [--exhaustive]
     l3locator train DATA_DIR ...      (see ``l3locator train --help``)
     l3locator evaluate DATA_DIR ...
+    l3locator phantoms OUTPUT_DIR [--count N] ...   (synthetic CT with vertebra labels)
 
 Exit codes: 0 done (a scan without L3 is a result, not an error: see its flags); 1 some scans
 of a batch failed; 2 bad input, with a one-line message on stderr.
@@ -23,9 +24,11 @@ from pathlib import Path
 from .errors import L3LocatorError
 from .markups import write_markups_point
 from .modelfile import L3Model, load_model
+from .phantom import EXTENTS, generate_phantom, write_phantom_case
 from .pipeline import L3Result, find_l3
 from .qc import write_qc_png
 from .reading import load_ct
+from .training.cli import add_subcommands as add_training_subcommands
 from .volume import CTVolume
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -142,6 +145,16 @@ def run_batch(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failures else EXIT_OK
 
 
+def run_phantoms(args: argparse.Namespace) -> int:
+    for n in range(args.count):
+        seed = args.first_seed + n
+        phantom = generate_phantom(seed, shape_ij=(args.size, args.size), slice_thickness_mm=args.thickness, extent=args.extent)
+        paths = write_phantom_case(phantom, args.output_dir, f"phantom{seed:06d}")
+        where = f"L3 slices {phantom.l3_range[0]}-{phantom.l3_range[1]}" if phantom.l3_range else "no L3"
+        print(f"[{n + 1}/{args.count}] {paths['ct']}: {phantom.volume.num_slices} slices, {where}", file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="l3locator", description="Find the L3 vertebra slice in CT scans.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -164,12 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--exhaustive", action="store_true", help=EXHAUSTIVE_HELP)
     batch.set_defaults(run=run_batch)
 
-    try:
-        from .training.cli import add_subcommands
-    except ImportError:  # training extras missing: find/batch still work
-        pass
-    else:
-        add_subcommands(commands)
+    phantoms = commands.add_parser("phantoms", help="write synthetic CT phantoms with vertebra labels (a training or demo set)")
+    phantoms.add_argument("output_dir", metavar="OUTPUT_DIR")
+    phantoms.add_argument("--count", type=int, default=20, help="number of phantoms (default 20)")
+    phantoms.add_argument("--first-seed", type=int, default=0, help="seed of the first phantom; the others follow (default 0)")
+    phantoms.add_argument("--size", type=int, default=256, help="in-plane size in pixels (default 256)")
+    phantoms.add_argument("--extent", choices=EXTENTS, default="random", help="body region (default random)")
+    phantoms.add_argument("--thickness", type=float, help="slice thickness in mm (default drawn per phantom)")
+    phantoms.set_defaults(run=run_phantoms)
+
+    add_training_subcommands(commands)
     return parser
 
 
