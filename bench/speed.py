@@ -17,8 +17,10 @@ Configurations, each run in its own worker process (so peak RSS is its own):
 * ``baseline``: ``find_l3(exhaustive=True)``: every slice, eager float32 (the reference).
 * ``all-fp32-cl`` / ``all-bf16``: every slice with the faster backends (channels-last float32,
   bfloat16 autocast): what the backend alone gives.
-* ``c2f-fp32``: coarse-to-fine in float32.  ``default``: ``find_l3()`` as shipped
-  (coarse-to-fine, precision ``auto``), from the NIfTI file and from the DICOM series.
+* ``c2f-fp32`` / ``c2f-bf16``: coarse-to-fine in float32 / in bfloat16 alone.
+* ``default``: ``find_l3()`` as shipped (coarse-to-fine, precision ``auto``: bfloat16 screening
+  with float32 re-scoring of the unsaturated slices near candidate runs), from the NIfTI file
+  and from the DICOM series.
 * ``c2f-compiled`` (``--compile``): coarse-to-fine through ``torch.compile`` (bf16 where
   native); the first call includes the compilation.
 
@@ -50,8 +52,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from l3locator.fast_scoring import SamplingPlan, score_coarse_to_fine
-from l3locator.inference import SliceClassifier, resolve_precision
+from l3locator.fast_scoring import SamplingPlan, resolve_precision, score_coarse_to_fine
+from l3locator.inference import SliceClassifier
 from l3locator.modelfile import DEFAULT_MODEL_PATH, L3Model, load_model
 from l3locator.phantom import generate_phantom
 from l3locator.pipeline import L3Result, find_l3, result_from_probabilities
@@ -69,6 +71,7 @@ CONFIGS = (
     ("all-fp32-cl", "nifti", "every slice, fp32 channels-last"),
     ("all-bf16", "nifti", "every slice, bf16 autocast channels-last"),
     ("c2f-fp32", "nifti", "coarse-to-fine, fp32 channels-last"),
+    ("c2f-bf16", "nifti", "coarse-to-fine, bf16 only (no fp32 re-scoring)"),
     ("default", "nifti", "find_l3() default: coarse-to-fine, precision auto"),
     ("default", "dicom", "find_l3() default: coarse-to-fine, precision auto"),
 )
@@ -91,15 +94,15 @@ def find_with(config: str, model: L3Model, volume: CTVolume) -> L3Result:
     """Score and locate ``volume`` the way configuration ``config`` does."""
     if config == "baseline":
         return find_l3(volume, model, exhaustive=True)
-    if config == "c2f-fp32":
-        return find_l3(volume, model, precision="fp32")
+    if config in ("c2f-fp32", "c2f-bf16"):
+        return find_l3(volume, model, precision=config[4:])
     if config in ("default", "c2f-compiled"):
         return find_l3(volume, model)
     precision = {"all-fp32-cl": "fp32", "all-bf16": "bf16"}[config]
     started = time.perf_counter()
     curve = score_coarse_to_fine(model, volume, plan=EVERY_SLICE, precision=precision)
     result = result_from_probabilities(volume, curve.probabilities, model_name=model.name, seconds=time.perf_counter() - started)
-    result.extra["scoring"] = {"strategy": curve.strategy, "precision": curve.precision, "slices_scored": int(curve.scored.sum())}
+    result.extra["scoring"] = curve.summary()
     return result
 
 
@@ -132,6 +135,7 @@ def run_worker(config: str, model_path: str, scan: str, repeats: int) -> dict:
         "warm_s": statistics.median(r[0] for r in runs),
         "read_s": statistics.median(r[1] for r in runs),
         "slices_scored": result.extra["scoring"]["slices_scored"],
+        "slices_rescored_fp32": result.extra["scoring"]["slices_rescored_fp32"],
         "precision": result.extra["scoring"]["precision"],
         "strategy": result.extra["scoring"]["strategy"],
         "num_slices": result.num_slices,
@@ -242,7 +246,8 @@ def acceptance_rows(model: L3Model, phantoms: int, phantom_size: int) -> list[di
         done = time.perf_counter()
         rows.append({
             "case": case.name, "slices": case.volume.num_slices, "thickness_mm": round(case.volume.slice_thickness, 3),
-            "scored": fast.extra["scoring"]["slices_scored"], "exhaustive_fp32": answer_of(reference), "default_path": answer_of(fast),
+            "scored": fast.extra["scoring"]["slices_scored"], "rescored_fp32": fast.extra["scoring"]["slices_rescored_fp32"],
+            "exhaustive_fp32": answer_of(reference), "default_path": answer_of(fast),
             "flags_equal": reference.flags == fast.flags, "exhaustive_s": round(middle - started, 2), "default_s": round(done - middle, 2),
             "match": answer_of(reference) == answer_of(fast),
         })
@@ -275,7 +280,7 @@ def write_report(output: Path, header: list[str], timed: list[Timed], cold: list
     for t in timed:
         s = t.stats
         rows.append([
-            t.config, t.source, t.description, s["precision"], f"{s['slices_scored']}/{s['num_slices']}", f"{s['read_s']:.2f}",
+            t.config, t.source, t.description, s["precision"], f"{s['slices_scored']}/{s['num_slices']} ({s['slices_rescored_fp32']})", f"{s['read_s']:.2f}",
             f"**{s['warm_s']:.2f}**" if t.config == "default" else f"{s['warm_s']:.2f}", f"{s['first_s']:.2f}",
             f"{s['num_slices'] / s['warm_s']:.0f}", f"{s['peak_rss_mb']:.0f}", f"{base_s / s['warm_s']:.1f}x", s["answer"],
             "yes" if s["answer"] == base_answer else "**NO**",
@@ -283,7 +288,7 @@ def write_report(output: Path, header: list[str], timed: list[Timed], cold: list
     lines = [
         *header, "",
         "## End to end, warm (model loaded; read the file + find L3)", "",
-        *table(["configuration", "input", "what", "precision", "slices scored", "read s", "s per scan", "first call s",
+        *table(["configuration", "input", "what", "precision", "slices scored (re-scored fp32)", "read s", "s per scan", "first call s",
                 "slices/s", "peak RSS MB", "speed-up vs baseline", "L3 answer", "same as baseline"], rows), "",
         "## Cold (new process: `python -m l3locator find FILE --model M --json`)", "",
         *table(["input", "scoring", "s (median)", "runs s", "peak RSS MB", "L3 answer", "same as baseline"],
@@ -382,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         "# Speed benchmark", "",
         f"Command: `{command}`  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M')}; machine: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), auto precision here: {resolve_precision('auto', torch.device('cpu'))}  ",
+        f"({torch.get_num_threads()} threads), precision `auto` here: {resolve_precision('auto', torch.device('cpu'))}  ",
         f"Load average (1, 5, 15 min) before: {load_before}; after: {load_line()} (the machine may be shared: timings are noisy)  ",
         f"Model: {note}: {model.arch}, input {model.preprocessing.input_size} px, channels {model.preprocessing.channel_mode}  ",
         f"Volume: {volume_line}",

@@ -5,10 +5,11 @@ Precisions:
 * ``"fp32"``: float32 with channels-last inputs (oneDNN's fastest float32 layout on a CPU).
 * ``"bf16"``: bfloat16 autocast with channels-last inputs. Two to three times faster than
   float32 on CPUs with native bfloat16 instructions (AVX512-BF16, AMX), and on recent GPUs.
-  Logits drift by about 0.1 from float32, so probabilities differ slightly; the located L3
-  slice is checked to be unchanged by ``bench/speed.py`` and the tests.
-* ``"auto"``: ``"bf16"`` on a CPU with native bfloat16, ``"fp32"`` everywhere else (on a CPU
-  without it bfloat16 is emulated and slower than float32; on a GPU float32 is fast already).
+  Logits drift by about 0.1 from float32, so probabilities differ slightly.
+
+Which to use where is decided by :mod:`l3locator.fast_scoring` (its ``"auto"`` uses bfloat16 only
+on CPUs where it is native: elsewhere it is emulated and slower than float32, and a GPU is fast
+in float32 already).
 
 The network is used as it is (moved to the device and put in eval mode, like
 :func:`l3locator.scoring.score_volume`); its weights are never copied or converted, so a model
@@ -23,7 +24,7 @@ import torch
 from .modelfile import L3Model
 from .scoring import pick_device
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("fp32", "bf16")
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -35,27 +36,20 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The concrete precision (``"fp32"`` or ``"bf16"``) that ``precision`` means on ``device``."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        return "bf16" if device.type == "cpu" and native_bf16(device) else "fp32"
-    return precision
-
-
 class SliceClassifier:
     """Callable turning network inputs ``[B, 3, H, W]`` (float32) into L3 probabilities.
 
     Args:
         model: the model whose network is run (moved to ``device`` and set to eval mode).
         device: ``"cpu"``, ``"cuda"``...; None picks CUDA when present.
-        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (see the module docstring).
+        precision: ``"fp32"`` or ``"bf16"`` (see the module docstring).
     """
 
-    def __init__(self, model: L3Model, device: str | torch.device | None = None, precision: str = "auto") -> None:
+    def __init__(self, model: L3Model, device: str | torch.device | None = None, precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.device = pick_device(device)
-        self.precision = resolve_precision(precision, self.device)
+        self.precision = precision
         self.network = model.network.to(self.device).eval()
         self.l3_column = model.class_names.index("L3")
 

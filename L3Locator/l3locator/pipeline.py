@@ -124,17 +124,17 @@ def find_l3(
     """Read ``source`` (a path or a volume), score its slices, and locate L3.
 
     By default only the slices that decide the answer are scored (coarse-to-fine,
-    :mod:`l3locator.fast_scoring`), at the fastest precision that is native to the device
-    (:mod:`l3locator.inference`): the same L3 slice as scoring every slice in float32, several
-    times faster. ``exhaustive=True`` scores every slice in float32 (the reference,
-    :func:`~l3locator.scoring.score_volume`).
+    :mod:`l3locator.fast_scoring`), screened in bfloat16 where the CPU has it natively and
+    re-scored in float32 where a probability near the answer is not saturated: the same L3
+    slice as scoring every slice in float32, several times faster. ``exhaustive=True`` scores
+    every slice in float32 (the reference, :func:`~l3locator.scoring.score_volume`).
 
     The result's ``slice_probabilities`` has one value per slice either way. ``scored_slices``
     lists the slices the model actually scored, or is None when it scored every slice; an
     unscored slice's value is the linear interpolation between the nearest scored slices on
     either side (which both lie below 0.25, and less than 8 mm apart), so the curve plots and
     reads as the model's evidence with the peaks measured. ``extra["scoring"]`` records the
-    strategy, precision and number of slices scored.
+    strategy, precision and the numbers of slices scored and re-scored in float32.
 
     Args:
         source: a DICOM folder, NIfTI or NRRD path, or an already loaded :class:`CTVolume`.
@@ -146,7 +146,8 @@ def find_l3(
             ``total`` may grow as refinement adds slices; the last call has ``done == total``).
         should_cancel: polled between batches; returning True raises ``Cancelled``.
         exhaustive: score every slice in float32 instead of the fast path.
-        precision: the fast path's precision, ``"auto"``, ``"fp32"`` or ``"bf16"``.
+        precision: the fast path's precision: ``"auto"`` (default), ``"fp32"``, ``"mixed"`` or
+            ``"bf16"`` (see :mod:`l3locator.fast_scoring`).
     """
     started = time.perf_counter()
     volume = source if isinstance(source, CTVolume) else load_ct(source)
@@ -154,12 +155,13 @@ def find_l3(
     l3model = model if isinstance(model, L3Model) else load_model(model)
     if exhaustive:
         probabilities = score_volume(l3model, volume, batch_size=batch_size, device=device, progress=progress, should_cancel=should_cancel)
-        scored_slices, scoring = None, {"strategy": "exhaustive", "precision": "fp32", "slices_scored": volume.num_slices}
+        scored_slices = None
+        scoring = {"strategy": "exhaustive", "precision": "fp32", "slices_scored": volume.num_slices, "slices_rescored_fp32": 0}
     else:
         curve = score_coarse_to_fine(l3model, volume, rule=rule, precision=precision, batch_size=batch_size, device=device, progress=progress, should_cancel=should_cancel)
         probabilities = curve.probabilities
         scored_slices = None if curve.complete else curve.scored_indices()
-        scoring = {"strategy": curve.strategy, "precision": curve.precision, "slices_scored": int(curve.scored.sum())}
+        scoring = curve.summary()
     result = result_from_probabilities(volume, probabilities, model_name=l3model.name, seconds=time.perf_counter() - started, rule=rule, scored_slices=scored_slices)
     result.extra["scoring"] = scoring
     return result

@@ -19,10 +19,11 @@ from l3locator.fast_scoring import (
     SamplingPlan,
     coarse_step_slices,
     fill_unscored,
+    resolve_precision,
     score_coarse_to_fine,
     smoothing_reach,
 )
-from l3locator.inference import SliceClassifier, resolve_precision
+from l3locator.inference import SliceClassifier
 from l3locator.locate import LocateRule
 from l3locator.modelfile import L3Model
 from l3locator.phantom import generate_phantom
@@ -40,19 +41,26 @@ def thumbnails(inputs: torch.Tensor) -> torch.Tensor:
 
 
 class OracleNet(torch.nn.Module):
-    """Logits ``[0, logit(p)]`` where ``p`` is the stored probability of the nearest known input."""
+    """Logits ``[0, logit(p)]`` where ``p`` is the stored probability of the nearest known input.
 
-    def __init__(self, keys: torch.Tensor, probabilities: np.ndarray) -> None:
+    Under bfloat16 autocast the L3 logit is shifted by ``bf16_drift``, a stand-in for the
+    numeric drift of a real network, so tests can see which slices were scored in which precision.
+    """
+
+    def __init__(self, keys: torch.Tensor, probabilities: np.ndarray, bf16_drift: float = 0.0) -> None:
         super().__init__()
         self.register_buffer("keys", keys)
         p = torch.as_tensor(np.clip(probabilities, 1e-6, 1 - 1e-6), dtype=torch.float64)
         self.register_buffer("logits", torch.log(p / (1 - p)).float())
+        self.bf16_drift = bf16_drift
         self.calls = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += len(x)
         distance = ((thumbnails(x)[:, None, :] - self.keys[None]) ** 2).sum(-1)
         logit = self.logits[distance.argmin(1)]
+        if torch.is_autocast_enabled("cpu"):
+            logit = logit + self.bf16_drift
         return torch.stack((torch.zeros_like(logit), logit), dim=1)
 
 
@@ -70,10 +78,10 @@ def label_curve(phantom, seed: int) -> np.ndarray:
     return np.clip(gaussian_filter1d(p, 0.7), 0.0, 1.0)
 
 
-def oracle_model(volume, curve: np.ndarray, config: PreprocessingConfig) -> L3Model:
+def oracle_model(volume, curve: np.ndarray, config: PreprocessingConfig, bf16_drift: float = 0.0) -> L3Model:
     slices = preprocess_volume(volume, config)
     inputs = assemble_inputs(slices, np.arange(volume.num_slices), config, volume.slice_thickness, volume.superior_step)
-    return L3Model(OracleNet(thumbnails(inputs), curve).eval(), config, arch="oracle", source="oracle")
+    return L3Model(OracleNet(thumbnails(inputs), curve, bf16_drift).eval(), config, arch="oracle", source="oracle")
 
 
 CASES = [
@@ -106,7 +114,9 @@ def test_fast_path_gives_the_exhaustive_answer(case):
     assert fast.confidence == pytest.approx(reference.confidence, abs=1e-6)
     # bookkeeping: scored_slices lists each slice the network saw, once
     assert fast.scored_slices is not None and fast.scored_slices == sorted(set(fast.scored_slices))
-    assert model.network.calls == len(fast.scored_slices) == fast.extra["scoring"]["slices_scored"]
+    scoring = fast.extra["scoring"]
+    assert len(fast.scored_slices) == scoring["slices_scored"]
+    assert model.network.calls == scoring["slices_scored"] + scoring["slices_rescored_fp32"]
     assert len(fast.scored_slices) < 0.6 * volume.num_slices
     scored = np.asarray(fast.scored_slices)
     np.testing.assert_allclose(np.asarray(fast.slice_probabilities)[scored], curve[scored], atol=1e-5)
@@ -126,12 +136,22 @@ def test_unscored_slices_are_interpolated_between_unsuspicious_neighbours(case):
     np.testing.assert_allclose(result.probabilities, fill_unscored(curve, result.scored), atol=1e-5)
 
 
-def test_bf16_path_gives_the_same_answer(case):
-    volume, model, _ = case
-    reference = find_l3(volume, model, exhaustive=True)
-    fast = find_l3(volume, model, precision="bf16")
-    assert fast.extra["scoring"]["precision"] == "bf16"
-    assert (fast.l3_slice_index, fast.l3_slice_range) == (reference.l3_slice_index, reference.l3_slice_range)
+def test_mixed_precision_rescores_the_unsaturated_window_slices_in_fp32(case):
+    volume, model, curve = case
+    drifting = L3Model(OracleNet(model.network.keys, curve, bf16_drift=1.0).eval(), model.preprocessing, arch="oracle")
+    reference = find_l3(volume, drifting, exhaustive=True)
+    mixed = score_coarse_to_fine(drifting, volume, precision="mixed")
+    assert mixed.precision == "mixed"
+    # every scored slice is float32's where rescored, and the drifted bf16 value elsewhere
+    fp32 = np.asarray(reference.slice_probabilities)
+    bf16 = 1.0 / (1.0 + (1.0 - fp32) / fp32 / np.e)
+    expected = np.where(mixed.rescored, fp32, bf16)
+    np.testing.assert_allclose(mixed.probabilities[mixed.scored], expected[mixed.scored], atol=1e-5)
+    answer = find_l3(volume, drifting, precision="mixed")
+    assert (answer.l3_slice_index, answer.l3_slice_range, answer.flags) == (reference.l3_slice_index, reference.l3_slice_range, reference.flags)
+    if reference.l3_found:  # the drift matters: bf16 alone moves the run's edges
+        assert mixed.rescored.any()
+        assert find_l3(volume, drifting, precision="bf16").l3_slice_range != reference.l3_slice_range
 
 
 def test_exhaustive_switch_scores_every_slice_in_fp32(case):
@@ -139,7 +159,7 @@ def test_exhaustive_switch_scores_every_slice_in_fp32(case):
     model.network.calls = 0
     result = find_l3(volume, model, exhaustive=True)
     assert result.scored_slices is None and model.network.calls == volume.num_slices
-    assert result.extra["scoring"] == {"strategy": "exhaustive", "precision": "fp32", "slices_scored": volume.num_slices}
+    assert result.extra["scoring"] == {"strategy": "exhaustive", "precision": "fp32", "slices_scored": volume.num_slices, "slices_rescored_fp32": 0}
     np.testing.assert_array_equal(result.slice_probabilities, score_volume(model, volume))
 
 
@@ -179,9 +199,12 @@ def test_progress_grows_to_the_planned_total_and_cancel_stops(case):
 
 def test_auto_precision_is_fp32_off_cpu_and_validated():
     assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+    assert resolve_precision("auto", torch.device("cpu")) in ("mixed", "fp32")
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("fp8", torch.device("cpu"))
+    with pytest.raises(ValueError, match="precision"):
+        SliceClassifier(L3Model.new("resnet18"), "cpu", "auto")
 
 
 def test_classifier_leaves_the_network_weights_untouched():

@@ -99,6 +99,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
             budget = TrainingBudget.from_dict({**budget.to_dict(), "device": args.device})
         discovery = discover_cases(args.data_dir)
         cases = prepare_cases(discovery.cases, budget.preprocessing, args.cache_dir or output_dir / CACHE_FOLDER)
+        patients = len({c.patient for c in cases})
+        if patients < args.folds:
+            raise InputError(f"{args.folds} folds need at least {args.folds} patients; {args.data_dir} has {patients}")
         progress.plan(args.folds * budget.epochs)
         progress.start()
         report = cross_validate(cases, params, budget, args.folds, progress=progress)

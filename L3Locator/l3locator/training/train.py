@@ -201,9 +201,13 @@ def make_optimiser(network: torch.nn.Module, params: DesignParameters) -> torch.
     return torch.optim.SGD(network.parameters(), lr=params.learning_rate, momentum=SGD_MOMENTUM, weight_decay=params.l2_regularisation)
 
 
-def make_loader(cases: Sequence[PreparedCase], plan: EpochPlan, config: PreprocessingConfig, minibatch_size: int) -> torch.utils.data.DataLoader:
+def make_loader(
+    cases: Sequence[PreparedCase], plan: EpochPlan, config: PreprocessingConfig, minibatch_size: int, *, pin_memory: bool = False
+) -> torch.utils.data.DataLoader:
     """Minibatches of ``minibatch_size`` in the plan's (already shuffled) order."""
-    return torch.utils.data.DataLoader(EpochDataset(cases, plan, config), batch_size=minibatch_size, shuffle=False, num_workers=0)
+    return torch.utils.data.DataLoader(
+        EpochDataset(cases, plan, config), batch_size=minibatch_size, shuffle=False, num_workers=0, pin_memory=pin_memory
+    )
 
 
 def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
@@ -255,7 +259,7 @@ def train_model(
                 max_slices=budget.max_slices_per_epoch,
                 oversampling_rate=params.oversampling_rate,
             )
-            loader = make_loader(cases, plan, budget.preprocessing, params.minibatch_size)
+            loader = make_loader(cases, plan, budget.preprocessing, params.minibatch_size, pin_memory=device.type == "cuda")
             loader_batch_size = loader.batch_size
             network.train()
             loss_sum = torch.zeros((), device=device)
