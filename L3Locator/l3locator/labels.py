@@ -5,7 +5,8 @@ A training folder holds cases. A case is a CT file plus its label, side by side:
 * ``<case>.nrrd`` / ``<case>.nii.gz`` / ``<case>.nii`` / a DICOM folder ``<case>/`` — the CT, and
 * ``<case>.l3.json`` — the label written by :func:`write_label` (format below), **or**
 * ``<case>_vertebrae.nii.gz`` — a vertebra label map in VerSe ids (L3 = 22), from which the L3
-  range is derived (:func:`l3_range_from_vertebra_map`).
+  range is derived: the slices where L3 is the majority vertebra label
+  (:func:`l3_range_from_vertebra_map`).
 
 Label JSON (``format`` = ``"l3locator-label"``, ``format_version`` = 1)::
 
@@ -140,14 +141,21 @@ def read_label(path: str | os.PathLike) -> L3Label:
 
 
 def l3_range_from_vertebra_map(labels: np.ndarray, axial_axis: int = 2, l3_id: int = L3_VERSE_ID) -> tuple[int, int] | None:
-    """Inclusive axial slice range where the L3 label is present, or None if absent.
+    """Inclusive axial slice range where L3 is the *majority* vertebra label, or None.
+
+    A slice counts as L3 when, among its vertebra voxels (any non-zero label), L3 has the most.
+    Counting mere presence would stretch the range over the neighbours: the spinous process of
+    L3 reaches down beside the L4 body. For a map with L3 present but never in the majority (a
+    sliver at the scan's edge), the slices where it is present are returned.
 
     Args:
         labels: label map indexed ``[k, j, i]`` like :class:`~l3locator.volume.CTVolume` voxels.
         axial_axis: voxel axis (0 = i, 1 = j, 2 = k) along which slices are counted.
     """
-    other = tuple(d for d in range(3) if d != 2 - axial_axis)
-    present = np.flatnonzero(np.any(labels == l3_id, axis=other))
+    slices = np.moveaxis(np.asarray(labels), 2 - axial_axis, 0).reshape(labels.shape[2 - axial_axis], -1)
+    present = np.flatnonzero((slices == l3_id).any(axis=1))
     if present.size == 0:
         return None
-    return int(present[0]), int(present[-1])
+    majority = [k for k in present if np.argmax(np.bincount(slices[k][slices[k] > 0].astype(np.int64))) == l3_id]
+    chosen = majority if majority else present
+    return int(chosen[0]), int(chosen[-1])

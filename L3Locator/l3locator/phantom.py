@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .labels import l3_range_from_vertebra_map
 from .volume import CTVolume
 
 #: VerSe vertebra ids by name (``"sacrum"`` covers all sacral segments).
@@ -92,7 +93,8 @@ class Phantom:
         volume: the CT volume (int16 HU voxels ``[k, j, i]``, RAS geometry, source ``"phantom:<seed>"``).
         vertebra_labels: uint8 VerSe ids, same shape as the voxels (bodies + posterior elements).
         level_ranges: inclusive stored-``k`` slice range of every vertebra name whose label is present.
-        l3_range: inclusive stored-``k`` range where label 22 (L3) is present, or None.
+        l3_range: inclusive stored-``k`` range where L3 (label 22) is the majority vertebra label
+            (:func:`~l3locator.labels.l3_range_from_vertebra_map`, as training reads label maps), or None.
         params: the random anatomy and acquisition that were drawn (JSON-serialisable), among them
             ``extent``, ``variant``, ``rib_bearing`` (names of the rib-bearing vertebrae), ``l3_cut_by``
             (``"lower"``/``"upper"`` for ``l3_edge``, else None), ``contrast``, ``arms_down``, ``hu``
@@ -1543,7 +1545,7 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
         "ras_z_shift_mm": origin_shift[2],
     }
     volume = CTVolume(voxels, ijk_to_ras, source=f"phantom:{seed}", metadata={"modality": "CT", "phantom": True})
-    return Phantom(volume=volume, vertebra_labels=labels, level_ranges=level_ranges, l3_range=level_ranges.get(l3_name),
+    return Phantom(volume=volume, vertebra_labels=labels, level_ranges=level_ranges, l3_range=l3_range_from_vertebra_map(labels),
                    params=_jsonable(params), body_ranges=body_ranges)
 
 

@@ -7,7 +7,6 @@ import math
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 

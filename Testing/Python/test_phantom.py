@@ -88,7 +88,7 @@ def test_abdomen_contains_whole_l3_matching_the_label_map(seed):
     assert 0 < k0 <= k1 < n - 1  # whole, not touching an edge
     assert ph.l3_range == l3_range_from_vertebra_map(ph.vertebra_labels)
     present = np.flatnonzero((ph.vertebra_labels == L3_LABEL).any(axis=(1, 2)))
-    assert np.array_equal(present, np.arange(k0, k1 + 1))
+    assert present[0] <= k0 <= k1 <= present[-1]  # the majority range lies inside the presence range
     # ordering along k (superior): L4 body below L3 body below L2 body
     assert _mid(ph.body_ranges, "L4") < _mid(ph.body_ranges, "L3") < _mid(ph.body_ranges, "L2")
     b0, b1 = ph.body_ranges["L3"]

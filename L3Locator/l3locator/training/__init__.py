@@ -4,15 +4,33 @@ seven design parameters, and cross-validation by case.
 Modules (one job each): :mod:`.dataset` (find cases and their truth), :mod:`.cache` (preprocessed
 slices on disk), :mod:`.splits` (folds by patient), :mod:`.sampling` (what an epoch trains on),
 :mod:`.augment` (random affine transforms), :mod:`.design` (the design parameters),
-:mod:`.clipping`, :mod:`.train` (one training run), :mod:`.metrics`, :mod:`.optimize`
-(ask/tell optimisation with a resumable log), :mod:`.evaluate` (accuracy report),
-:mod:`.report_plot`, :mod:`.progress`, :mod:`.workflow` (the ``train`` command) and :mod:`.cli`.
+:mod:`.clipping`, :mod:`.bn_statistics`, :mod:`.train` (one training run), :mod:`.metrics`,
+:mod:`.optimize` (ask/tell optimisation with a resumable log), :mod:`.evaluate` (accuracy
+report), :mod:`.report_plot`, :mod:`.progress`, :mod:`.provenance`, :mod:`.workflow` (the
+``train`` command) and :mod:`.cli`.
+
+The names below are imported on first use, so ``import l3locator.training.cli`` stays light.
 """
 
-from .design import DesignParameters
-from .evaluate import cross_validate, evaluate_model
-from .optimize import optimise
-from .train import TrainingBudget, train_model
-from .workflow import run_training
+from __future__ import annotations
 
-__all__ = ["DesignParameters", "TrainingBudget", "cross_validate", "evaluate_model", "optimise", "run_training", "train_model"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DesignParameters": "design",
+    "TrainingBudget": "train",
+    "train_model": "train",
+    "optimise": "optimize",
+    "cross_validate": "evaluate",
+    "evaluate_model": "evaluate",
+    "run_training": "workflow",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -37,6 +37,11 @@ from ..volume import CTVolume
 from .dataset import CaseSource, geometry_volume, read_truth, slice_targets
 
 CACHE_VERSION = 1
+#: Names the rule that derives the L3 range from a label map (labels.l3_range_from_vertebra_map);
+#: a new rule gets a new name so cached ranges from the old one are not reused.
+TRUTH_RULE = "majority"
+#: The cache folder's name inside a training run's output folder, unless another is given.
+CACHE_FOLDER = "slice_cache"
 #: Preprocessing settings that change the stored slices (steps 1–4).
 SLICE_SETTINGS = ("hu_min", "hu_max", "stretch_low_percentile", "stretch_high_percentile", "input_size")
 
@@ -142,7 +147,7 @@ def prepare_case(source: CaseSource, config: PreprocessingConfig, cache_dir: str
     if source.label_kind == "json":
         l3_range = read_truth(source, geometry)
     else:
-        truth_file = cache / f"{image_key}-{input_key(source.label)}.truth.json"
+        truth_file = cache / f"{image_key}-{input_key(source.label)}-{TRUTH_RULE}.truth.json"
         if truth_file.is_file():
             found = json.loads(truth_file.read_text(encoding="utf-8"))["l3_range"]
             l3_range = tuple(found) if found is not None else None

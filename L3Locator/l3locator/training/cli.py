@@ -12,7 +12,9 @@ cross-validation using the design parameters and budget recorded in the model fi
 
 ``--small`` selects the small configuration (:meth:`~.train.TrainingBudget.small`: ResNet18,
 64 px, 2 epochs, a quarter of the non-L3 slices, at most 600 slices per epoch, CPU) for any
-option not given explicitly. Each handler is set as ``run`` and returns the exit code.
+option not given explicitly. Each handler is set as ``run`` and returns the exit code; the
+optimisation and evaluation code is imported only when a handler runs, so adding these
+subcommands does not slow down ``l3locator find``.
 """
 
 from __future__ import annotations
@@ -24,13 +26,9 @@ from typing import Any
 from ..errors import InputError
 from ..modelfile import ARCHITECTURES, load_model
 from ..preprocessing import CHANNEL_MODES, PreprocessingConfig
-from .cache import prepare_cases
-from .dataset import discover_cases
-from .design import DesignParameters
-from .evaluate import cross_validate, evaluate_model, write_report
+from .cache import CACHE_FOLDER
 from .progress import MODES, ProgressReporter
 from .train import PRECISIONS, TrainingBudget
-from .workflow import CACHE_FOLDER, run_training
 
 #: Defaults of ``train`` (full size, the paper's setting); ``--small`` swaps in the small ones.
 FULL_DEFAULTS: dict[str, Any] = {
@@ -68,6 +66,8 @@ def budget_from_args(args: argparse.Namespace) -> TrainingBudget:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from .workflow import run_training
+
     budget = budget_from_args(args)
     progress = ProgressReporter(args.progress)
     outputs = run_training(
@@ -84,6 +84,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from .cache import prepare_cases
+    from .dataset import discover_cases
+    from .design import DesignParameters
+    from .evaluate import cross_validate, evaluate_model, write_report
+
     model = load_model(args.model)
     progress = ProgressReporter(args.progress)
     output_dir = Path(args.output_dir)

@@ -50,6 +50,10 @@ class CaseSource:
     label: Path
     label_kind: str  # one of LABEL_KINDS
 
+    def __post_init__(self) -> None:
+        if self.label_kind not in LABEL_KINDS:
+            raise ValueError(f"label_kind must be one of {LABEL_KINDS}, got {self.label_kind!r}")
+
     @property
     def patient(self) -> str:
         return patient_of(self.name)

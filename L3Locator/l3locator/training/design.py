@@ -21,8 +21,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import torch
-from skopt.space import Categorical, Integer, Real
+
+if TYPE_CHECKING:
+    from skopt.space import Categorical, Integer, Real
 
 MINIBATCH_SIZES = (16, 32, 48, 64)
 CLIPPING_METHODS = ("l2norm", "global-l2norm")
@@ -94,6 +98,8 @@ def search_space(control: bool = False) -> list[Integer | Real | Categorical]:
     Learning rate and L2 are searched log-uniformly; ``control`` leaves out oversampling and
     class weight (fixed at 0 and 0.5).
     """
+    from skopt.space import Categorical, Integer, Real  # here: scikit-optimize takes ~0.7 s to import
+
     dims: list[Integer | Real | Categorical] = [
         Real(*L2_RANGE, prior="log-uniform", name="l2_regularisation"),
         Real(*LEARNING_RATE_RANGE, prior="log-uniform", name="learning_rate"),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .cache import PreparedCase, data_summary, prepare_cases
+from .cache import CACHE_FOLDER, PreparedCase, data_summary, prepare_cases
 from .dataset import discover_cases
 from .evaluate import cross_validate, write_report
 from .optimize import BEST_MODEL_FILE, TRIALS_FILE, OptimisationResult, optimise, read_trials
@@ -31,7 +31,6 @@ from .provenance import make_provenance
 from .train import TrainingBudget, train_model
 
 FINAL_MODEL_FILE = "final_model.pt"
-CACHE_FOLDER = "slice_cache"
 FINAL_SEED_OFFSET = 2000
 
 
