@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from l3locator.labels import l3_range_from_vertebra_map
 from l3locator.locate import locate_l3
 from l3locator.modelfile import L3Model, load_model
 from l3locator.phantom import generate_phantom
@@ -65,8 +66,9 @@ def real_cases() -> list[Case]:
         return []
     cases = []
     for entry in json.loads(manifest.read_text()):
-        truth = tuple(entry["L3_slices"]) if entry.get("L3_slices") else None
         volume = load_ct(SHARED_DATA / entry["file"])
+        # The same truth rule as training: slices where L3 is the majority vertebra label.
+        truth = l3_range_from_vertebra_map(load_ct(SHARED_DATA / entry["labels"]).voxels) if entry.get("labels") else None
         cases.append(Case(entry["file"], "real", volume, truth, bool(entry.get("L3_truncated_at_edge"))))
     return cases
 

@@ -145,11 +145,10 @@ def run_worker(config: str, model_path: str, scan: str, repeats: int) -> dict:
     }
 
 
-def run_throughput(model_path: str, sizes: list[int], batch: int) -> list[dict]:
-    """Network-only slices/s of the model's architecture at each input size and backend."""
-    arch = load_model(model_path).arch
+def run_throughput(sizes: list[int], batch: int) -> list[dict]:
+    """Network-only slices/s of ResNet50 and ResNet18 at each input size and backend."""
     rows = []
-    for size in sizes:
+    for arch, size in ((arch, size) for arch in ("resnet50", "resnet18") for size in sizes):
         torch.manual_seed(0)
         model = L3Model.new(arch, PreprocessingConfig(input_size=size))
         x = torch.rand(batch, 3, size, size)
@@ -337,8 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_worker(config, model_path, scan, int(repeats))))
         return 0
     if args.throughput_worker:
-        model_path, *sizes = args.throughput_worker
-        print(json.dumps(run_throughput(model_path, [int(s) for s in sizes], 16)))
+        print(json.dumps(run_throughput([int(s) for s in args.throughput_worker], 16)))
         return 0
 
     command = "python bench/speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -383,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
 
         throughput = []
         if args.throughput_sizes:
-            _, out, _ = child(worker_command("--throughput-worker", model_path, *map(str, args.throughput_sizes)))
+            _, out, _ = child(worker_command("--throughput-worker", *map(str, args.throughput_sizes)))
             throughput = json.loads(out.strip().splitlines()[-1])
 
     acceptance = [] if args.no_answers else acceptance_rows(model, args.answer_phantoms, args.answer_phantom_size)

@@ -20,11 +20,13 @@ from l3locator.fast_scoring import (
     coarse_step_slices,
     fill_unscored,
     resolve_precision,
+    run_windows,
     score_coarse_to_fine,
     smoothing_reach,
+    suspicious_neighbourhoods,
 )
 from l3locator.inference import SliceClassifier
-from l3locator.locate import LocateRule
+from l3locator.locate import LocateRule, find_runs, locate_l3
 from l3locator.modelfile import L3Model
 from l3locator.phantom import generate_phantom
 from l3locator.pipeline import find_l3
@@ -169,6 +171,22 @@ def test_smoothing_reach_matches_the_gaussian_truncation():
     assert smoothing_reach(100, 5.0, rule) == 3  # sigma 0.8 slice: int(3.2 + 0.5)
     assert smoothing_reach(100, 20.0, rule) == 0  # sigma below a quarter slice: no smoothing
     assert smoothing_reach(10, 0.5, rule) == 10  # reach capped at the scan length
+
+
+def test_windows_reach_past_each_run_and_suspicion_spans_a_step():
+    p = np.zeros(300)
+    p[100:130] = 0.95
+    p[250] = 0.3
+    scored = np.zeros(300, dtype=bool)
+    scored[::8] = True
+    scored[100:130] = True
+    (first, last), = find_runs(locate_l3(fill_unscored(p, scored), 1.0).smoothed >= 0.5)
+    windows = run_windows(p, scored, 1.0, 16, LocateRule())
+    np.testing.assert_array_equal(np.flatnonzero(windows), np.arange(first - 17, last + 18))
+    near = suspicious_neighbourhoods(p, scored, 8, 0.25)
+    assert not near[250]  # 250 is not scored: its value is not evidence
+    scored[250] = True
+    np.testing.assert_array_equal(np.flatnonzero(suspicious_neighbourhoods(p, scored, 8, 0.25) & ~windows), np.arange(243, 258))
 
 
 def test_coarse_step_samples_the_shortest_l3_three_times():
