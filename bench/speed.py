@@ -4,7 +4,7 @@
                           [--answer-phantoms 24] [--compile] [--output bench/results/speed]
 
 Model: ``--model``, else the shipped default model when present, else an *untrained* ResNet50
-at 224 pixels (``--untrained-input`` changes the size). Timings are right for an untrained
+at 224 pixels (``--untrained-arch`` and ``--untrained-input`` change it). Timings are right for an untrained
 network, but its probabilities are noise, so which slices the fast path refines and the answer
 comparisons only mean something for a trained model; the table says which model was used.
 
@@ -315,6 +315,7 @@ def write_report(output: Path, header: list[str], timed: list[Timed], cold: list
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model file (default: the shipped model, else an untrained ResNet50)")
+    parser.add_argument("--untrained-arch", default="resnet50", choices=("resnet50", "resnet18"), help="architecture of the untrained fallback model")
     parser.add_argument("--untrained-input", type=int, default=224, help="input size of the untrained fallback model (pixels)")
     parser.add_argument("--volume", help="scan to time (default: a 512x512 phantom)")
     parser.add_argument("--slices", type=int, default=500, help="phantom slices (default 500)")
@@ -349,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             model_path, note = str(DEFAULT_MODEL_PATH), "the shipped default model"
         else:
             torch.manual_seed(0)
-            model_path = str(L3Model.new("resnet50", PreprocessingConfig(input_size=args.untrained_input)).save(tmp_path / "untrained.pt"))
-            note = (f"**untrained ResNet50 at {args.untrained_input} px** (no shipped model yet): timings are right, but its "
+            model_path = str(L3Model.new(args.untrained_arch, PreprocessingConfig(input_size=args.untrained_input)).save(tmp_path / "untrained.pt"))
+            note = (f"**untrained {args.untrained_arch} at {args.untrained_input} px** (no shipped model yet): timings are right, but its "
                     "probabilities are noise, so the slices refined and the answer comparisons mean nothing; rerun when "
                     "`l3locator/models/default.pt` exists")
         model = load_model(model_path)

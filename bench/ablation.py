@@ -1,0 +1,83 @@
+"""Ablation: does going beyond the paper help? One row per (model, aggregation rule).
+
+    python bench/ablation.py MODEL [MODEL ...] [--phantoms 24] [--output bench/results/ablation.md]
+
+Each model is scored once on the held-out phantoms of ``bench/accuracy.py`` (same seeds) and the
+real scans; its per-slice probabilities are then turned into one slice by two rules:
+
+* ``locate rule``: the project's rule (``l3locator.locate``: smoothing in mm, heaviest run,
+  weighted centre, flags);
+* ``argmax``: the slice with the highest raw probability (the naive reading of a per-slice
+  classifier, always answers).
+
+Give models that differ in one thing (e.g. the same training recipe with ``--channel-mode repeat``,
+the paper's input, and ``--channel-mode neighbors``, 2.5D) to read the effect of that thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from accuracy import phantom_cases, real_cases
+from l3locator.locate import locate_l3
+from l3locator.modelfile import load_model
+from l3locator.scoring import score_volume
+
+
+def rule_errors(probabilities: np.ndarray, thickness: float, truth_range: tuple[int, int] | None) -> dict[str, object]:
+    """Error (slices) of each aggregation rule on one scan; None where the rule gives no slice."""
+    found = locate_l3(probabilities, thickness)
+    answers = {"locate rule": found.slice_index if found.l3_found else None, "argmax": int(np.argmax(probabilities))}
+    if truth_range is None:
+        return {"negative": True, "flagged": not found.l3_found}
+    truth = (truth_range[0] + truth_range[1]) / 2
+    return {name: (abs(answer - truth) if answer is not None else None) for name, answer in answers.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--phantoms", type=int, default=24)
+    parser.add_argument("--phantom-size", type=int, default=256)
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "ablation.md"))
+    args = parser.parse_args(argv)
+
+    cases = phantom_cases(args.phantoms, args.phantom_size) + real_cases()
+    full = [c for c in cases if c.truth_range is not None and not c.truncated]
+    negatives = [c for c in cases if c.truth_range is None]
+    rows = []
+    for path in args.models:
+        model = load_model(path)
+        per_case = {c.name: rule_errors(score_volume(model, c.volume), c.volume.slice_thickness, c.truth_range) for c in full + negatives}
+        flagged = sum(bool(per_case[c.name]["flagged"]) for c in negatives)
+        for rule in ("locate rule", "argmax"):
+            errors = [per_case[c.name][rule] for c in full]
+            found = np.array([e for e in errors if e is not None], dtype=float)
+            rows.append({
+                "model": Path(path).name, "channels": model.preprocessing.channel_mode, "rule": rule,
+                "mean ± SD (slices)": f"{found.mean():.2f} ± {found.std(ddof=1):.2f}" if found.size > 1 else "n/a",
+                "median": f"{np.median(found):.1f}" if found.size else "n/a",
+                "within 2": f"{np.mean(found <= 2):.2f}" if found.size else "n/a",
+                "no answer": f"{len(errors) - found.size}/{len(errors)}",
+                "negatives flagged": f"{flagged}/{len(negatives)}" if rule == "locate rule" else "never (always answers)",
+            })
+            print(rows[-1], flush=True)
+    columns = list(rows[0])
+    lines = [
+        "# Ablation: input channels and aggregation rule", "",
+        f"Command: `python bench/ablation.py {' '.join(argv if argv is not None else sys.argv[1:])}`  ",
+        f"Cases: {len(full)} scans with the whole L3 (held-out phantoms and real scans with labels), {len(negatives)} scans without L3.", "",
+        "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+        *["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows], "",
+    ]
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text("\n".join(lines), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
