@@ -1535,7 +1535,6 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
         ijk_to_ras[2, 3] = z_hi + origin_shift[2]
     level_ranges = _slice_ranges(present, superior_first)
     body_ranges = _slice_ranges(body_present, superior_first)
-    l3_name = _NAMES[L3_LABEL]
 
     params = {
         "seed": seed, "extent": extent, "l3_cut_by": edge, "variant": an.variant, "shape_ij": [ni, nj], "slice_thickness_mm": thickness,

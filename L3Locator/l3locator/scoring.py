@@ -48,7 +48,7 @@ def score_volume(
 ) -> np.ndarray:
     """L3 probability of every axial slice, float64 ``[num_slices]``, index = slice index."""
     dev = pick_device(device)
-    network = model.network.to(dev).eval()
+    model.network.to(dev).eval()
     slices = preprocess_volume(volume, model.preprocessing)
     total = len(slices)
     probabilities = np.empty(total, dtype=np.float64)

@@ -20,7 +20,6 @@ from pathlib import Path
 import nibabel as nib
 import nrrd
 import numpy as np
-import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,

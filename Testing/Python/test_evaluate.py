@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from scipy import stats
 
+from conftest import TINY, synthetic_volume
 from l3locator.cli import main
 from l3locator.labels import L3Label, write_label
 from l3locator.modelfile import L3Model
@@ -22,30 +23,13 @@ from l3locator.training.design import DesignParameters
 from l3locator.training.evaluate import case_row, cross_validate, evaluate_model, summarise, write_report
 from l3locator.training.progress import PREFIX
 from l3locator.training.train import TrainingBudget, train_model
-from l3locator.volume import CTVolume
 from l3locator.writing import write_nifti
 
-TINY = PreprocessingConfig(input_size=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def synthetic_volume(num_slices: int, l3_range: tuple[int, int], seed: int = 0) -> CTVolume:
-    """Soft tissue with a bone square per slice, larger (16 px) on the 'L3' slices than elsewhere (8 px)."""
-    rng = np.random.default_rng(seed)
-    voxels = np.full((num_slices, 40, 40), -1000, np.int16)
-    voxels[:, 6:34, 6:34] = 40
-    for k in range(num_slices):
-        r = 8 if l3_range[0] <= k <= l3_range[1] else 4
-        voxels[k, 22 - r : 22 + r, 20 - r : 20 + r] = 700
-    voxels += rng.integers(-20, 20, voxels.shape, dtype=np.int16)
-    return CTVolume(voxels, np.diag([0.9, 0.9, 5.0, 1.0]), source="synthetic")
 
 
 class BigSquareNet(torch.nn.Module):

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import TINY
 from l3locator.cli import main
 from l3locator.errors import L3LocatorError
 from l3locator.modelfile import L3Model, load_model
 from l3locator.phantom import generate_phantom, write_phantom_case
 from l3locator.pipeline import find_l3
-from l3locator.preprocessing import PreprocessingConfig
 from l3locator.training import optimize as optimize_module
 from l3locator.training.cache import PreparedCase
 from l3locator.training.metrics import OBJECTIVE_AT_ZERO_F1, SliceCounts, objective_from_f1
@@ -23,15 +23,9 @@ from l3locator.training.optimize import N_INITIAL_POINTS, optimise, read_trials
 from l3locator.training.progress import PREFIX
 from l3locator.training.train import EpochStats, TrainingBudget, TrainingResult
 
-TINY = PreprocessingConfig(input_size=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- the optimisation loop with a fast stand-in for training ---------------------------------------

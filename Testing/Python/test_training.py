@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import TINY, synthetic_volume
 from l3locator.errors import InputError, LabelError
 from l3locator.labels import L3Label, write_label
 from l3locator.preprocessing import PreprocessingConfig, preprocess_volume
@@ -27,31 +28,13 @@ from l3locator.training.progress import KEYS, PREFIX, ProgressReporter
 from l3locator.training.sampling import plan_epoch
 from l3locator.training.splits import kfold_cases, validation_split
 from l3locator.training.train import TrainingBudget, case_probabilities, train_model, weighted_loss
-from l3locator.volume import CTVolume
 from l3locator.writing import write_nifti
 
-TINY = PreprocessingConfig(input_size=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Other jobs share the CPU; one thread also makes timings and results steadier."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def synthetic_volume(num_slices: int, l3_range: tuple[int, int], thickness: float = 5.0, seed: int = 0) -> CTVolume:
-    """A soft-tissue box with a bone square per slice, larger on the 'L3' slices; RAS matrix."""
-    rng = np.random.default_rng(seed)
-    voxels = np.full((num_slices, 40, 40), -1000, np.int16)
-    voxels[:, 6:34, 6:34] = 40
-    for k in range(num_slices):
-        r = 8 if l3_range[0] <= k <= l3_range[1] else 4
-        voxels[k, 22 - r : 22 + r, 20 - r : 20 + r] = 700
-    voxels += rng.integers(-20, 20, voxels.shape, dtype=np.int16)
-    return CTVolume(voxels, np.diag([0.9, 0.9, thickness, 1.0]), source="synthetic")
 
 
 def write_json_case(folder, name: str, num_slices: int = 24, l3_range=(8, 12), seed: int = 0):
