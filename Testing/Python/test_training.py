@@ -177,8 +177,13 @@ def test_negatives_are_subsampled_and_capped():
     plan = plan_epoch(targets, np.random.default_rng(0), negatives_fraction=0.25)
     assert plan.num_l3 == 20 and len(plan) - plan.num_l3 == round(0.25 * 140)
     capped = plan_epoch(targets, np.random.default_rng(0), max_slices=50, oversampling_rate=0.2)
-    assert capped.num_l3 - capped.num_augmented == 20 and len(capped) - capped.num_augmented == 50
+    # The cap keeps the class ratio of the draw (20 L3 of 160 slices), rounded: 6 L3 + 44 others.
+    assert capped.num_l3 - capped.num_augmented == 6 and len(capped) - capped.num_augmented == 50
     assert capped.num_augmented == 10
+    # More L3 slices than the cap (the case that once trained a model to see L3 everywhere).
+    many = [slice_targets(100, (0, 59))]
+    ratio = plan_epoch(many, np.random.default_rng(0), max_slices=20)
+    assert len(ratio) == 20 and ratio.num_l3 == 12
     again = plan_epoch(targets, np.random.default_rng(0), negatives_fraction=0.25)
     assert np.array_equal(plan.slice_index, again.slice_index)  # seeded
 

@@ -3,9 +3,10 @@
 An epoch is drawn afresh (seeded) from the training cases:
 
 1. every L3 slice;
-2. non-L3 slices: a random ``negatives_fraction`` of them (1.0 = all, the paper), then, if
-   ``max_slices`` is set and the epoch would be larger, fewer non-L3 slices (then fewer L3
-   slices) so that it holds ``max_slices``;
+2. non-L3 slices: a random ``negatives_fraction`` of them (1.0 = all, the paper); then, if
+   ``max_slices`` is set and steps 1–2 would draw more, both classes are shrunk by the same
+   factor to hold ``max_slices`` (the cap never changes the class ratio: capping only the
+   negatives once turned a 200-case epoch into 84 % L3 slices and a model that saw L3 everywhere);
 3. **oversampling**: ``round(oversampling_rate × N)`` extra L3 samples, where ``N`` is the number
    of slices from steps 1–2 (the epoch's training set; all slices of the training cases in the
    paper's setting). They are L3 slices drawn with replacement and marked for augmentation
@@ -67,9 +68,10 @@ def plan_epoch(
     negatives = np.flatnonzero(label_of == 0)
     n_negatives = int(round(negatives_fraction * len(negatives)))
     n_positives = len(positives)
-    if max_slices is not None:
-        n_negatives = min(n_negatives, max(0, max_slices - n_positives))
-        n_positives = min(n_positives, max_slices)
+    if max_slices is not None and n_positives + n_negatives > max_slices:
+        # Shrink both classes by the same factor: the cap must not change the class ratio.
+        n_positives = int(round(max_slices * n_positives / (n_positives + n_negatives)))
+        n_negatives = max_slices - n_positives
     chosen = np.concatenate([
         rng.choice(positives, n_positives, replace=False) if n_positives < len(positives) else positives,
         rng.choice(negatives, n_negatives, replace=False),
