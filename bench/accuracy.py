@@ -9,7 +9,7 @@ Held-out phantoms use seeds from HELD_OUT_SEED upwards; training sets use seeds 
 Per case: predicted L3 slice, the truth (middle of the labelled L3 range) where known, the error
 in slices and mm, the confidence and flags. Pass rules: a scan without L3 must come back with
 ``no_l3_found``; a scan whose L3 is cut by its edge must be answered inside or next to the
-labelled part, or flagged ``l3_at_scan_edge``. The aggregation ablation compares the locate rule
+labelled part, or flagged ``l3_at_scan_edge`` with the found run at that same edge. The aggregation ablation compares the locate rule
 with the naive argmax of the raw per-slice probabilities on the same scores.
 """
 
@@ -98,7 +98,12 @@ def evaluate_case(model: L3Model, case: Case) -> dict:
     error = abs(found.slice_index - truth)
     row.update(error_slices=round(error, 1), error_mm=round(error * thickness, 1))
     if case.truncated:
-        row["passed"] = first - 1 <= found.slice_index <= last + 1 or "l3_at_scan_edge" in found.flags
+        # Inside or next to the labelled part, or flagged at the scan edge where L3 is cut
+        # (a run at the opposite edge, also flagged l3_at_scan_edge, does not count).
+        last_slice = case.volume.num_slices - 1
+        cut_edges = {e for e, touches in ((0, first == 0), (last_slice, last == last_slice)) if touches}
+        run_edges = {e for e in (0, last_slice) if e in found.slice_range}
+        row["passed"] = first - 1 <= found.slice_index <= last + 1 or ("l3_at_scan_edge" in found.flags and bool(cut_edges & run_edges))
     else:
         row["passed"] = error <= 2
     return row
