@@ -1,7 +1,8 @@
 """Speed benchmark: find L3 in a 512x512x500 CT, end to end from the files, warm and cold.
 
     python bench/speed.py [--model FILE] [--volume PATH] [--slices 500] [--repeats 3]
-                          [--answer-phantoms 24] [--compile] [--output bench/results/speed]
+                          [--surrogate resnet50:224|none] [--answer-phantoms 24] [--compile]
+                          [--output bench/results/speed]
 
 Model: ``--model``, else the shipped default model when present, else an *untrained* ResNet50
 at 224 pixels (``--untrained-arch`` and ``--untrained-input`` change it). Timings are right for an untrained
@@ -23,6 +24,11 @@ Configurations, each run in its own worker process (so peak RSS is its own):
   and from the DICOM series.
 * ``c2f-compiled`` (``--compile``): coarse-to-fine through ``torch.compile`` (bf16 where
   native); the first call includes the compilation.
+
+Scaling (``--surrogate resnet50:224``, the default): ``baseline``, ``c2f-fp32`` and ``default``
+again with every slice also run through an untrained ResNet50 at 224 px whose output is
+discarded: the answers (so the slices scored) are the model's, the cost about the paper's
+network's. This shows how the speed-up grows with the network's cost without a trained ResNet50.
 
 Warm (the model loaded in a long-lived process, as in Slicer): one untimed run, then the median
 of ``--repeats`` timed runs of reading the file plus ``find_l3``. Cold: a new process
@@ -51,10 +57,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from l3locator.fast_scoring import SamplingPlan, resolve_precision, score_coarse_to_fine
 from l3locator.inference import SliceClassifier
-from l3locator.modelfile import DEFAULT_MODEL_PATH, L3Model, load_model
+from l3locator.modelfile import DEFAULT_MODEL_PATH, L3Model, build_network, load_model
 from l3locator.phantom import generate_phantom
 from l3locator.pipeline import L3Result, find_l3, result_from_probabilities
 from l3locator.preprocessing import PreprocessingConfig
@@ -76,6 +83,7 @@ CONFIGS = (
     ("default", "dicom", "find_l3() default: coarse-to-fine, precision auto"),
 )
 COMPILED = ("c2f-compiled", "nifti", "coarse-to-fine, torch.compile (freezing), precision auto")
+SURROGATE_CONFIGS = tuple(c for c in CONFIGS if c[0] in ("baseline", "c2f-fp32") or c[:2] == ("default", "nifti"))
 #: A coarse step below any slice thickness makes score_coarse_to_fine score every slice.
 EVERY_SLICE = SamplingPlan(coarse_step_mm=1e-3)
 
@@ -114,9 +122,35 @@ def compile_network(model: L3Model) -> None:
     model.network = torch.compile(model.network.eval().to(memory_format=torch.channels_last))
 
 
-def run_worker(config: str, model_path: str, scan: str, repeats: int) -> dict:
-    """Time ``config`` on ``scan``: one untimed run, then ``repeats`` timed runs (read + find)."""
+class CostSurrogate(torch.nn.Module):
+    """The model's own network, plus an untrained ``arch`` at ``size`` px run on the same slices.
+
+    The answer (and so which slices coarse-to-fine scores) is the model's; the cost is about that
+    of the bigger network, which shows how the speed-up scales to it (e.g. the paper's ResNet50
+    at 224 px) without a trained one. The extra network's output is computed and discarded.
+    """
+
+    def __init__(self, network: torch.nn.Module, arch: str, size: int) -> None:
+        super().__init__()
+        self.network = network
+        self.extra = build_network(arch).eval()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        resized = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        self.extra(resized.contiguous(memory_format=torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format))
+        return self.network(x)
+
+
+def run_worker(config: str, model_path: str, scan: str, repeats: int, surrogate: str | None = None) -> dict:
+    """Time ``config`` on ``scan``: one untimed run, then ``repeats`` timed runs (read + find).
+
+    ``surrogate`` (``"ARCH:SIZE"``) wraps the network in a :class:`CostSurrogate`.
+    """
     model = load_model(model_path)
+    if surrogate:
+        arch, size = surrogate.split(":")
+        model.network = CostSurrogate(model.network, arch, int(size))
     if config == "c2f-compiled":
         compile_network(model)
 
@@ -273,24 +307,31 @@ def table(columns: list[str], rows: list[list[object]]) -> list[str]:
     return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *["| " + " | ".join(str(c) for c in r) + " |" for r in rows]]
 
 
-def write_report(output: Path, header: list[str], timed: list[Timed], cold: list[dict], throughput: list[dict], acceptance: list[dict]) -> str:
-    baseline = next(t for t in timed if t.config == "baseline")
-    base_s, base_find, base_answer = baseline.stats["warm_s"], baseline.stats["find_s"], baseline.stats["answer"]
+def timed_table(timed: list[Timed]) -> list[str]:
+    """Markdown rows of warm timings, speed-ups against the ``baseline`` row of the same list."""
+    baseline = next(t for t in timed if t.config == "baseline").stats
     rows = []
     for t in timed:
         s = t.stats
         rows.append([
             t.config, t.source, t.description, s["precision"], f"{s['slices_scored']}/{s['num_slices']} ({s['slices_rescored_fp32']})", f"{s['read_s']:.2f}",
             f"{s['find_s']:.2f}", f"**{s['warm_s']:.2f}**" if t.config == "default" else f"{s['warm_s']:.2f}", f"{s['first_s']:.2f}",
-            f"{s['num_slices'] / s['warm_s']:.0f}", f"{s['peak_rss_mb']:.0f}", f"{base_find / s['find_s']:.1f}x", f"{base_s / s['warm_s']:.1f}x", s["answer"],
-            "yes" if s["answer"] == base_answer else "**NO**",
+            f"{s['num_slices'] / s['warm_s']:.0f}", f"{s['peak_rss_mb']:.0f}", f"{baseline['find_s'] / s['find_s']:.1f}x",
+            f"**{baseline['warm_s'] / s['warm_s']:.1f}x**" if t.config == "default" else f"{baseline['warm_s'] / s['warm_s']:.1f}x",
+            s["answer"], "yes" if s["answer"] == baseline["answer"] else "**NO**",
         ])
+    return table(["configuration", "input", "what", "precision", "slices scored (re-scored fp32)", "read s", "find_l3 s",
+                  "s per scan", "first call s", "slices/s", "peak RSS MB", "find_l3 speed-up", "end-to-end speed-up",
+                  "L3 answer", "same as baseline"], rows)
+
+
+def write_report(output: Path, header: list[str], timed: list[Timed], surrogate: list[Timed], surrogate_spec: str,
+                 cold: list[dict], throughput: list[dict], acceptance: list[dict]) -> str:
+    base_answer = next(t for t in timed if t.config == "baseline").stats["answer"]
     lines = [
         *header, "",
         "## End to end, warm (model loaded; read the file + find L3)", "",
-        *table(["configuration", "input", "what", "precision", "slices scored (re-scored fp32)", "read s", "find_l3 s",
-                "s per scan", "first call s", "slices/s", "peak RSS MB", "find_l3 speed-up", "end-to-end speed-up",
-                "L3 answer", "same as baseline"], rows), "",
+        *timed_table(timed), "",
         "s per scan = read s + find_l3 s (medians of the timed runs); first call = the untimed first run in the "
         "process (includes one-off set-up such as oneDNN kernel creation); slices/s = the scan's slices / s per scan.", "",
         "## Cold (new process: `python -m l3locator find FILE --model M --json`)", "",
@@ -298,6 +339,12 @@ def write_report(output: Path, header: list[str], timed: list[Timed], cold: list
                [[c["source"], c["scoring"], f"{c['wall_s']:.2f}", " / ".join(f"{w:.2f}" for w in c["runs"]), "n/a" if c["peak_rss_mb"] is None else f"{c['peak_rss_mb']:.0f}",
                  c["answer"], "yes" if c["answer"] == base_answer else "**NO**"] for c in cold]), "",
     ]
+    if surrogate:
+        arch, size = surrogate_spec.split(":")
+        lines += [f"## Scaling: the same answers at the cost of an untrained {arch} at {size} px (warm)", "",
+                  f"Each slice also runs through an untrained {arch} at {size} px (output discarded), so the slices scored "
+                  "are the model's but the cost is about the bigger network's: how the speed-up grows with the network.", "",
+                  *timed_table(surrogate), ""]
     if throughput:
         lines += ["## Network alone (random inputs, batch 16)", "",
                   *table(["arch", "input px", "backend", "slices/s"], [[r["arch"], r["input"], r["backend"], f"{r['slices_per_s']:.1f}"] for r in throughput]), ""]
@@ -308,7 +355,8 @@ def write_report(output: Path, header: list[str], timed: list[Timed], cold: list
     text = "\n".join(lines) + "\n"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.with_suffix(".md").write_text(text, encoding="utf-8")
-    (output.with_suffix(".json")).write_text(json.dumps({"timed": [t.__dict__ for t in timed], "cold": cold, "throughput": throughput, "acceptance": acceptance}, indent=1) + "\n")
+    everything = {"timed": [t.__dict__ for t in timed], "surrogate": [t.__dict__ for t in surrogate], "cold": cold, "throughput": throughput, "acceptance": acceptance}
+    output.with_suffix(".json").write_text(json.dumps(everything, indent=1) + "\n")
     return text
 
 
@@ -328,13 +376,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-answers", action="store_true", help="skip the same-answer check on phantoms and real scans")
     parser.add_argument("--answer-phantom-size", type=int, default=256, help="their in-plane size (pixels)")
     parser.add_argument("--output", default=str(BENCH / "results" / "speed"), help="output path without suffix")
-    parser.add_argument("--worker", nargs=4, metavar=("CONFIG", "MODEL", "SCAN", "REPEATS"), help=argparse.SUPPRESS)
+    parser.add_argument("--surrogate", default="resnet50:224", help="ARCH:SIZE of the cost surrogate rows, or 'none' (default resnet50:224, the paper's)")
+    parser.add_argument("--worker", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     parser.add_argument("--throughput-worker", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
-        config, model_path, scan, repeats = args.worker
-        print(json.dumps(run_worker(config, model_path, scan, int(repeats))))
+        config, model_path, scan, repeats, *surrogate = args.worker
+        print(json.dumps(run_worker(config, model_path, scan, int(repeats), *surrogate)))
         return 0
     if args.throughput_worker:
         print(json.dumps(run_throughput([int(s) for s in args.throughput_worker], 16)))
@@ -368,6 +417,14 @@ def main(argv: list[str] | None = None) -> int:
             timed.append(Timed(config, source, description, json.loads(out.strip().splitlines()[-1])))
             print(f"{config:13s} {source:6s} {json.dumps(timed[-1].stats)}", flush=True)
 
+        surrogate = []
+        if args.surrogate != "none":
+            for config, source, description in SURROGATE_CONFIGS:
+                repeats = args.baseline_repeats if config == "baseline" else args.repeats
+                _, out, _ = child(worker_command("--worker", config, model_path, scans[source], str(repeats), args.surrogate))
+                surrogate.append(Timed(config, source, description, json.loads(out.strip().splitlines()[-1])))
+                print(f"surrogate {config:13s} {json.dumps(surrogate[-1].stats)}", flush=True)
+
         cold = []
         for source, extra in (("nifti", []), ("dicom", []), ("nifti", ["--exhaustive"])):
             runs, rss, answer = [], None, ""
@@ -395,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Model: {note}: {model.arch}, input {model.preprocessing.input_size} px, channels {model.preprocessing.channel_mode}  ",
         f"Volume: {volume_line}",
     ]
-    print(write_report(Path(args.output), header, timed, cold, throughput, acceptance))
+    print(write_report(Path(args.output), header, timed, surrogate, args.surrogate, cold, throughput, acceptance))
     return 0
 
 
