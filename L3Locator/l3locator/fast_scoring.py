@@ -27,11 +27,13 @@ and the confidence (which sums the masses of all runs) only by such a hidden run
 Precision (:mod:`l3locator.inference`): ``"mixed"`` screens in bfloat16 (2–3x faster on CPUs
 with native bfloat16) and then re-scores in float32 every slice of a run window whose bfloat16
 probability is not saturated (between ``fp32_band`` and ``1 - fp32_band``), repeating the
-refinement until the windows are stable. bfloat16 moves a logit by up to about 0.13 (measured on
-a trained ResNet18) and so a probability by about ``p (1 - p) x 0.13``: a saturated slice left in
-bfloat16 moves by about 1e-3 at most, the slices at a run's edges (where the smoothed curve
-crosses the threshold) are float32's, and the L3 slice is float32's except in a near-tie. On 24
-held-out phantoms and 4 real scans, bfloat16 alone changed one L3 range; ``"mixed"`` none.
+refinement until the windows are stable. bfloat16 moves a logit by up to about 0.2 (0.08–0.18
+measured with the shipped ResNet18 on 28 scans) and so a probability by about
+``p (1 - p) x 0.2``: a saturated slice left in bfloat16 moves by 2e-3 at most, the slices at a
+run's edges (where the smoothed curve crosses the threshold) are float32's, and the L3 slice is
+float32's except in a near-tie. On the accuracy benchmark's 24 held-out phantoms and 4 real
+scans, bfloat16 alone changed one L3 range with a ResNet18 trained for the measurement (none
+with the shipped model); ``"mixed"`` none with either.
 ``"auto"`` is ``"mixed"`` where bfloat16 is native on a CPU, else ``"fp32"``; ``"bf16"`` skips the
 float32 pass (measurement only). Within float32, batching and memory layout change
 probabilities by about 1e-6.
