@@ -24,7 +24,7 @@ from l3locator.preprocessing import PreprocessingConfig
 from l3locator.training.cache import data_summary, prepare_cases
 from l3locator.training.dataset import discover_cases
 from l3locator.training.design import DesignParameters
-from l3locator.training.train import TrainingBudget, train_model
+from l3locator.training.train import AUGMENTATIONS, TrainingBudget, train_model
 
 DESIGN = DesignParameters(
     l2_regularisation=1e-4,
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--max-slices-per-epoch", type=int, default=4000)
     parser.add_argument("--negatives-per-epoch", type=float, default=0.2)
+    parser.add_argument("--augmentation", default="paper", choices=AUGMENTATIONS,
+                        help="paper: augment the oversampled L3 copies only; all-slices: every sample (see l3locator.training.train)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--cache-dir", default=None, help="preprocessed-slice cache (default DATA_DIR/.l3locator-cache)")
     parser.add_argument("--seed", type=int, default=0)
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = TrainingBudget(
         epochs=args.epochs, arch=args.arch, preprocessing=preprocessing, negatives_per_epoch=args.negatives_per_epoch,
         max_slices_per_epoch=args.max_slices_per_epoch, device=None, seed=args.seed, bn_statistics_slices=4000,
+        augmentation=args.augmentation,
     )
     cache_dir = args.cache_dir or str(Path(args.data_dir) / ".l3locator-cache")
     cases = prepare_cases(discover_cases(args.data_dir).cases, preprocessing, cache_dir,
@@ -77,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"{min(c.name for c in cases)}..{max(c.name for c in cases)}"},
         "design_parameters": DESIGN.to_dict(),
         "budget": {"epochs": args.epochs, "arch": args.arch, "max_slices_per_epoch": args.max_slices_per_epoch,
-                   "negatives_per_epoch": args.negatives_per_epoch, "seed": args.seed},
+                   "negatives_per_epoch": args.negatives_per_epoch, "seed": args.seed,
+                   "augmentation": args.augmentation},
         "training_settings": result.settings,
         "epoch_losses": [round(loss, 5) for loss in result.epoch_losses],
         "training_slices_per_second": round(result.slices_per_second, 1),

@@ -294,6 +294,29 @@ def test_nifti_scaling_dims_and_plausibility(tmp_path):
     assert mr.metadata["looks_like_ct"] is False and "may not be a CT" in mr.metadata["warnings"][0]
 
 
+def test_gzipped_nifti_1_and_2_big_endian_and_multi_member_read_like_nibabel(tmp_path):
+    import gzip
+
+    raw = body_voxels().T.copy()
+    big_endian = nib.Nifti1Image(raw.astype(">i2"), matrix())
+    nib.save(big_endian, tmp_path / "be.nii.gz")
+    nib.save(nib.Nifti2Image(raw, matrix((0.7, 0.7, 3.0))), tmp_path / "two.nii.gz")
+    for name in ("be.nii.gz", "two.nii.gz"):
+        vol = load_ct(tmp_path / name)
+        expected = nib.load(tmp_path / name)
+        assert np.array_equal(vol.voxels, np.asanyarray(expected.dataobj).T) and np.allclose(vol.ijk_to_ras, expected.affine)
+    # a gzip file of two members (concatenated streams, as some tools write) is read whole
+    plain = gzip.decompress((tmp_path / "be.nii.gz").read_bytes())
+    (tmp_path / "members.nii.gz").write_bytes(gzip.compress(plain[:1000]) + gzip.compress(plain[1000:]))
+    assert np.array_equal(load_ct(tmp_path / "members.nii.gz").voxels, body_voxels())
+    (tmp_path / "cut.nii.gz").write_bytes((tmp_path / "be.nii.gz").read_bytes()[:-200])
+    with pytest.raises(InputError, match="cannot read NIfTI"):
+        load_ct(tmp_path / "cut.nii.gz")
+    (tmp_path / "notnifti.nii.gz").write_bytes(gzip.compress(b"x" * 400))
+    with pytest.raises(InputError, match="not a NIfTI file"):
+        load_ct(tmp_path / "notnifti.nii.gz")
+
+
 def test_nrrd_spaces_are_converted_to_ras(tmp_path):
     data = body_voxels().T  # [i, j, k]
     header = {"space directions": np.diag([0.8, 0.9, 2.5]), "space origin": np.array([5.0, 6.0, 7.0])}

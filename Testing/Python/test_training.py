@@ -17,7 +17,14 @@ from l3locator.preprocessing import PreprocessingConfig, preprocess_volume
 from l3locator.scoring import score_volume
 from l3locator.training import cache as cache_module
 from l3locator.training import train as train_module
-from l3locator.training.augment import AugmentationRanges, augment_batch, random_affine_matrices
+from l3locator.training.augment import (
+    AugmentationRanges,
+    IntensityRanges,
+    augment_batch,
+    augment_intensity,
+    augment_samples,
+    random_affine_matrices,
+)
 from l3locator.training.cache import data_summary, prepare_case, prepare_cases
 from l3locator.training.clipping import clip_gradients
 from l3locator.training.dataset import discover_cases, patient_of, slice_targets, truth_index
@@ -204,6 +211,48 @@ def test_augmentation_is_random_per_sample_seeded_and_keeps_shape():
     assert torch.allclose(off, images, atol=1e-5)
     flip_only = AugmentationRanges(rotation_deg=0, translation_fraction=0, shear_deg=0, probability=1.0)
     assert torch.allclose(augment_batch(images, torch.Generator(), flip_only), images.flip(-1), atol=1e-5)
+
+
+def test_zoom_scales_the_image_about_its_centre():
+    zoom_only = AugmentationRanges(rotation_deg=0, translation_fraction=0, shear_deg=0, reflection=False, probability=1.0, scale_fraction=0.5)
+    matrices = random_affine_matrices(100, torch.Generator().manual_seed(3), zoom_only)
+    factors = 1.0 / matrices[:, 0, 0]  # output-to-input matrix: diagonal 1 / zoom
+    assert torch.allclose(matrices[:, 1, 1], matrices[:, 0, 0]) and torch.all(matrices[:, :, 2] == 0)
+    assert 0.5 <= float(factors.min()) < 0.7 and 1.3 < float(factors.max()) <= 1.5
+    assert torch.allclose(random_affine_matrices(5, torch.Generator().manual_seed(3))[:, :, :2].det().abs(), torch.ones(5), atol=1e-5)  # paper: no zoom
+
+
+def test_intensity_augmentation_stays_in_range_is_seeded_and_each_change_works():
+    images = torch.rand(16, 3, 32, 32) * 0.6 + 0.2
+    out = augment_intensity(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == images.dtype and 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    assert torch.equal(out, augment_intensity(images, torch.Generator().manual_seed(0)))
+    changed = (out - images).abs().flatten(1).max(1).values > 1e-4
+    assert 10 <= int(changed.sum()) <= 16  # four changes, each on with probability 1/2
+    off = IntensityRanges(probability=0.0)
+    assert torch.allclose(augment_intensity(images, torch.Generator(), off), images)
+    blur = IntensityRanges(gamma=(1.0, 1.0), contrast=0.0, brightness=0.0, noise_sd=0.0, probability=1.0)
+    blurred = augment_intensity(images, torch.Generator().manual_seed(1), blur)
+    assert float(blurred.diff(dim=-1).abs().mean()) < 0.6 * float(images.diff(dim=-1).abs().mean())
+    assert torch.allclose(blurred.mean(), images.mean(), atol=0.01)
+    noise_only = IntensityRanges(gamma=(1.0, 1.0), contrast=0.0, brightness=0.0, blur_sigma_px=(1e-6, 1e-6), noise_sd=0.1, probability=1.0)
+    noisy = augment_intensity(torch.full((4, 3, 32, 32), 0.5), torch.Generator().manual_seed(2), noise_only)
+    assert 0.0 < float(noisy.std()) < 0.1
+
+
+def test_paper_augments_only_oversampled_copies_and_all_slices_augments_every_sample():
+    images = torch.rand(8, 3, 32, 32)
+    oversampled = torch.tensor([True, False] * 4)
+    paper = augment_samples(images, oversampled, "paper", torch.Generator().manual_seed(0))
+    assert torch.equal(paper[~oversampled], images[~oversampled])
+    assert not torch.allclose(paper[oversampled], images[oversampled])
+    every = augment_samples(images, oversampled, "all-slices", torch.Generator().manual_seed(0))
+    assert all(not torch.allclose(every[i], images[i]) for i in range(8))
+    assert torch.equal(images, images.clone())  # inputs untouched
+    with pytest.raises(ValueError, match="augmentation"):
+        augment_samples(images, oversampled, "mixup", torch.Generator())
+    with pytest.raises(ValueError, match="augmentation"):
+        TrainingBudget(augmentation="mixup")
 
 
 # --- design parameters ----------------------------------------------------------------------------------

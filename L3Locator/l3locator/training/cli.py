@@ -28,7 +28,7 @@ from ..modelfile import ARCHITECTURES, load_model
 from ..preprocessing import CHANNEL_MODES, PreprocessingConfig
 from .cache import CACHE_FOLDER
 from .progress import MODES, ProgressReporter
-from .train import PRECISIONS, TrainingBudget
+from .train import AUGMENTATIONS, PRECISIONS, TrainingBudget
 
 #: Defaults of ``train`` (full size, the paper's setting); ``--small`` swaps in the small ones.
 FULL_DEFAULTS: dict[str, Any] = {
@@ -59,7 +59,7 @@ def budget_from_args(args: argparse.Namespace) -> TrainingBudget:
         return TrainingBudget(
             epochs=pick("epochs"), arch=pick("arch"), preprocessing=preprocessing,
             negatives_per_epoch=pick("negatives_per_epoch"), max_slices_per_epoch=pick("max_slices_per_epoch"),
-            device=pick("device"), precision=args.precision, seed=args.seed,
+            device=pick("device"), precision=args.precision, seed=args.seed, augmentation=args.augmentation,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from exc
@@ -149,6 +149,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     train.add_argument("--negatives-per-epoch", type=float, help="fraction of non-L3 slices drawn per epoch (default 1 = all)")
     train.add_argument("--max-slices-per-epoch", type=int, help="cap on slices per epoch before oversampling (default: none)")
+    train.add_argument("--augmentation", choices=AUGMENTATIONS, default="paper",
+                       help="paper: augment only the oversampled L3 copies; all-slices: every sample, plus zoom and intensity changes")
     train.add_argument("--precision", choices=PRECISIONS, default="auto", help="mixed precision (default auto: bf16/fp16 where fast)")
     train.add_argument("--validation-fraction", type=float, default=0.2, help="share of patients held out to score trials (default 0.2)")
     train.add_argument("--cache-dir", help=f"preprocessed-slice cache (default DIR/{CACHE_FOLDER})")

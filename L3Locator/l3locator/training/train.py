@@ -2,7 +2,7 @@
 
 The loop, per epoch: draw the epoch (:func:`~.sampling.plan_epoch`: all L3 slices, subsampled
 non-L3 slices, oversampled L3 copies); serve it in minibatches of ``minibatch_size`` (a
-``DataLoader``); augment the oversampled copies (:mod:`.augment`); forward; class-weighted
+``DataLoader``); augment (:mod:`.augment`, by ``TrainingBudget.augmentation``); forward; class-weighted
 cross-entropy (:func:`~.design.class_loss_weights`); backward; clip the gradients
 (:mod:`.clipping`); step. After the last epoch the batch-norm statistics are re-estimated over
 the training slices with the final weights (:mod:`.bn_statistics`, MATLAB's default).
@@ -38,7 +38,7 @@ from ..inference import native_bf16
 from ..modelfile import ARCHITECTURES, L3Model, build_network
 from ..preprocessing import PreprocessingConfig, assemble_inputs
 from ..scoring import pick_device, probabilities_from_inputs
-from .augment import augment_batch
+from .augment import augment_samples
 from .bn_statistics import estimate_population_statistics
 from .cache import PreparedCase
 from .clipping import clip_gradients
@@ -48,6 +48,12 @@ from .sampling import EpochDataset, EpochPlan, plan_epoch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SGD_MOMENTUM = 0.9
+
+AUGMENTATIONS = ("paper", "all-slices")
+"""``"paper"``: only the oversampled L3 copies are augmented, with the paper's four transforms.
+``"all-slices"``: every training sample, L3 or not, gets a random variant (the paper's transforms
+plus zoom, then intensity changes), so that "looks augmented" cannot become a cue for "is L3"
+(with ``"paper"`` most L3 samples the network sees are transformed and no negative is)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class TrainingBudget:
         eval_batch_size: slices per forward pass when scoring validation cases.
         bn_statistics_slices: training slices drawn to re-estimate the batch-norm statistics
             after training (None: all of them).
+        augmentation: one of :data:`AUGMENTATIONS`.
     """
 
     epochs: int = 30
@@ -78,6 +85,7 @@ class TrainingBudget:
     seed: int = 0
     eval_batch_size: int = 64
     bn_statistics_slices: int | None = None
+    augmentation: str = "paper"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -92,6 +100,8 @@ class TrainingBudget:
             raise ValueError(f"precision must be one of {PRECISIONS}")
         if self.bn_statistics_slices is not None and self.bn_statistics_slices < 2:
             raise ValueError("bn_statistics_slices must be at least 2")
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {AUGMENTATIONS}")
 
     @classmethod
     def small(cls, **overrides: Any) -> TrainingBudget:
@@ -271,9 +281,7 @@ def train_model(
                     continue
                 inputs = inputs.to(device, non_blocking=True)
                 labels = labels.to(device, non_blocking=True)
-                augment = augment.to(device)
-                if bool(augment.any()):
-                    inputs[augment] = augment_batch(inputs[augment], augment_generator)
+                inputs = augment_samples(inputs, augment, budget.augmentation, augment_generator)
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
                     logits = network(inputs)
