@@ -4,7 +4,8 @@
 
 Writes ``<output>.md`` (tables) and ``<output>.csv`` (one row per case) and prints the summary.
 Held-out phantoms use seeds from HELD_OUT_SEED upwards; training sets use seeds below it
-(``bench/train_default.py``), so no benchmark phantom is ever trained on.
+(``tools/train_default_model.py``; validation during development used seeds 500,000+), so no
+benchmark phantom is ever trained or tuned on.
 
 Per case: predicted L3 slice, the truth (middle of the labelled L3 range) where known, the error
 in slices and mm, the confidence and flags. Pass rules: a scan without L3 must come back with

@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--negatives-per-epoch", type=float, default=0.2)
     parser.add_argument("--augmentation", default="paper", choices=AUGMENTATIONS,
                         help="paper: augment the oversampled L3 copies only; all-slices: every sample (see l3locator.training.train)")
+    parser.add_argument("--class-weight", type=float, default=DESIGN.class_weight,
+                        help=f"the paper's class weight w in [0, 1] (loss weights 2(1-w), 2w; default {DESIGN.class_weight})")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--cache-dir", default=None, help="preprocessed-slice cache (default DATA_DIR/.l3locator-cache)")
     parser.add_argument("--seed", type=int, default=0)
@@ -57,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    design = replace(DESIGN, class_weight=args.class_weight)
     preprocessing = PreprocessingConfig(input_size=args.input_size, channel_mode=args.channel_mode, neighbor_offset_mm=args.neighbor_offset_mm)
     budget = TrainingBudget(
         epochs=args.epochs, arch=args.arch, preprocessing=preprocessing, negatives_per_epoch=args.negatives_per_epoch,
@@ -70,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary), file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    result = train_model(cases, DESIGN, budget, on_epoch=lambda epoch, loss: print(
+    result = train_model(cases, design, budget, on_epoch=lambda epoch, loss: print(
         f"epoch {epoch}/{args.epochs} loss {loss:.4f} [{time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True))
     model = result.model
     model.provenance = {
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "recipe": "tools/train_default_model.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "data": {**summary, "source": "synthetic phantoms (l3locator.phantom), seeds "
                  f"{min(c.name for c in cases)}..{max(c.name for c in cases)}"},
-        "design_parameters": DESIGN.to_dict(),
+        "design_parameters": design.to_dict(),
         "budget": {"epochs": args.epochs, "arch": args.arch, "max_slices_per_epoch": args.max_slices_per_epoch,
                    "negatives_per_epoch": args.negatives_per_epoch, "seed": args.seed,
                    "augmentation": args.augmentation},

@@ -1,0 +1,75 @@
+"""Compare candidate models (and locate-rule thresholds) on validation phantoms, to choose one.
+
+    python tools/validate_models.py MODEL [MODEL ...] [--phantoms 48] [--thresholds 0.5 0.7 0.8]
+
+Validation phantoms use seeds from 500,000 (the accuracy benchmark's mix of extents and slice
+thicknesses): disjoint from the training seeds (below 500,000) and from the benchmark's held-out
+seeds (1,000,000+), so choosing a model or a rule setting here does not tune it on the benchmark.
+Per model and threshold it prints the mean / median / max L3 error (slices) on the phantoms with
+the whole L3, how many chest-only phantoms come back ``no_l3_found``, and how many answers are
+flagged ``low_confidence``. The real scans are not used here: they are the benchmark's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from accuracy import PHANTOM_MIX  # noqa: E402
+
+from l3locator.locate import LocateRule, locate_l3  # noqa: E402
+from l3locator.modelfile import load_model  # noqa: E402
+from l3locator.phantom import generate_phantom  # noqa: E402
+from l3locator.scoring import score_volume  # noqa: E402
+
+VALIDATION_SEED = 500_000
+
+
+def validation_scores(model_path: str, count: int, size: int) -> list[tuple[str, float, tuple[int, int] | None, np.ndarray]]:
+    """``(extent, slice thickness mm, L3 range or None, probabilities)`` per validation phantom (l3_edge ones left out)."""
+    model = load_model(model_path)
+    rows = []
+    for n in range(count):
+        extent, thickness = PHANTOM_MIX[n % len(PHANTOM_MIX)]
+        if extent == "l3_edge":
+            continue
+        phantom = generate_phantom(VALIDATION_SEED + n, shape_ij=(size, size), slice_thickness_mm=thickness, extent=extent)
+        rows.append((extent, thickness, phantom.l3_range, score_volume(model, phantom.volume)))
+    return rows
+
+
+def summary(rows: list, rule: LocateRule) -> str:
+    errors, negatives_flagged, negatives, low = [], 0, 0, 0
+    for _, thickness, truth, probabilities in rows:
+        found = locate_l3(probabilities, thickness, rule)
+        if truth is None:
+            negatives += 1
+            negatives_flagged += not found.l3_found
+            continue
+        errors.append(abs(found.slice_index - (truth[0] + truth[1]) / 2) if found.l3_found else np.nan)
+        low += "low_confidence" in found.flags
+    e = np.array(errors, dtype=float)
+    return (f"mean {np.nanmean(e):.2f}  median {np.nanmedian(e):.2f}  max {np.nanmax(e):.1f}  missed {int(np.isnan(e).sum())}/{len(e)}"
+            f"  chest flagged {negatives_flagged}/{negatives}  low_confidence {low}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--phantoms", type=int, default=48, help="validation phantoms (seeds 500,000 onwards)")
+    parser.add_argument("--phantom-size", type=int, default=256)
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[LocateRule().threshold])
+    args = parser.parse_args(argv)
+    for path in args.models:
+        rows = validation_scores(path, args.phantoms, args.phantom_size)
+        for threshold in args.thresholds:
+            print(f"{Path(path).name}  threshold {threshold}:  {summary(rows, LocateRule(threshold=threshold))}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
