@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from accuracy import phantom_cases, real_cases
-from l3locator.locate import locate_l3
+from l3locator.locate import LocateRule, locate_l3
 from l3locator.modelfile import load_model
 from l3locator.scoring import score_volume
 
 
-def rule_errors(probabilities: np.ndarray, thickness: float, truth_range: tuple[int, int] | None) -> dict[str, object]:
+def rule_errors(probabilities: np.ndarray, thickness: float, truth_range: tuple[int, int] | None, rule: LocateRule) -> dict[str, object]:
     """Error (slices) of each aggregation rule on one scan; None where the rule gives no slice."""
-    found = locate_l3(probabilities, thickness)
+    found = locate_l3(probabilities, thickness, rule)
     answers = {"locate rule": found.slice_index if found.l3_found else None, "argmax": int(np.argmax(probabilities))}
     if truth_range is None:
         return {"negative": True, "flagged": not found.l3_found}
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.models:
         model = load_model(path)
         scores = {c.name: score_volume(model, c.volume) for c in full + negatives}
-        per_case = {c.name: rule_errors(scores[c.name], c.volume.slice_thickness, c.truth_range) for c in full + negatives}
+        per_case = {c.name: rule_errors(scores[c.name], c.volume.slice_thickness, c.truth_range, model.locate_rule) for c in full + negatives}
         flagged = sum(bool(per_case[c.name]["flagged"]) for c in negatives)
         real_negatives = [c for c in negatives if c.kind == "real"]
         called = [scores[c.name] >= 0.5 for c in real_negatives]

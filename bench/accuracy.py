@@ -78,7 +78,7 @@ def evaluate_case(model: L3Model, case: Case) -> dict:
     started = time.perf_counter()
     probabilities = score_volume(model, case.volume)
     seconds = time.perf_counter() - started
-    found = locate_l3(probabilities, case.volume.slice_thickness)
+    found = locate_l3(probabilities, case.volume.slice_thickness, model.locate_rule)
     thickness = case.volume.slice_thickness
     row = {
         "case": case.name, "kind": case.kind, "slices": case.volume.num_slices, "thickness_mm": round(thickness, 3),

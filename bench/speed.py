@@ -108,8 +108,8 @@ def find_with(config: str, model: L3Model, volume: CTVolume) -> L3Result:
         return find_l3(volume, model)
     precision = {"all-fp32-cl": "fp32", "all-bf16": "bf16"}[config]
     started = time.perf_counter()
-    curve = score_coarse_to_fine(model, volume, plan=EVERY_SLICE, precision=precision)
-    result = result_from_probabilities(volume, curve.probabilities, model_name=model.name, seconds=time.perf_counter() - started)
+    curve = score_coarse_to_fine(model, volume, rule=model.locate_rule, plan=EVERY_SLICE, precision=precision)
+    result = result_from_probabilities(volume, curve.probabilities, model_name=model.name, seconds=time.perf_counter() - started, rule=model.locate_rule)
     result.extra["scoring"] = curve.summary()
     return result
 
@@ -274,7 +274,7 @@ def acceptance_rows(model: L3Model, phantoms: int, phantom_size: int) -> list[di
     rows = []
     for case in phantom_cases(phantoms, phantom_size) + real_cases():
         started = time.perf_counter()
-        reference = result_from_probabilities(case.volume, score_volume(model, case.volume), model_name=model.name, seconds=0.0)
+        reference = result_from_probabilities(case.volume, score_volume(model, case.volume), model_name=model.name, seconds=0.0, rule=model.locate_rule)
         middle = time.perf_counter()
         fast = find_l3(case.volume, model)
         done = time.perf_counter()

@@ -25,7 +25,8 @@ Flags:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -35,13 +36,35 @@ PLAUSIBLE_EXTENT_MM = (10.0, 60.0)
 
 @dataclass(frozen=True)
 class LocateRule:
-    """Parameters of the rule above (mm, probabilities, fractions)."""
+    """Parameters of the rule above (mm, probabilities, fractions).
+
+    A model file carries the rule chosen for its model (:attr:`L3Model.locate_rule
+    <l3locator.modelfile.L3Model>`); these defaults are for models that name none.
+    """
 
     smoothing_mm: float = 4.0
     threshold: float = 0.5
     min_mass_mm: float = 4.0
     rival_fraction: float = 0.3
     low_confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.smoothing_mm < 0 or self.min_mass_mm < 0:
+            raise ValueError("smoothing_mm and min_mass_mm must not be negative")
+        for name in ("threshold", "rival_fraction", "low_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1]")
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> LocateRule:
+        """The rule a model file stores; unknown keys or bad values raise ``ValueError``."""
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown locate rule settings: {sorted(unknown)}")
+        return cls(**{k: float(v) for k, v in values.items()})
 
 
 @dataclass

@@ -5,8 +5,10 @@ only), so it loads with ``torch.load(weights_only=True)``: opening a file never 
 
 Keys: ``format`` (``"l3locator-model"``), ``format_version``, ``arch`` (torchvision name),
 ``num_classes``, ``class_names``, ``preprocessing`` (a :class:`PreprocessingConfig` dict, which
-includes the input size and channel mode), ``provenance`` (training data summary, design
-parameters, metrics, dates: JSON-compatible), ``state_dict`` (float32 or float16 tensors).
+includes the input size and channel mode), ``locate_rule`` (a :class:`LocateRule` dict: how this
+model's per-slice probabilities become one answer; optional, the rule's defaults when absent),
+``provenance`` (training data summary, design parameters, metrics, dates: JSON-compatible),
+``state_dict`` (float32 or float16 tensors).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 import torchvision
 
 from .errors import ModelFileError
+from .locate import LocateRule
 from .preprocessing import PreprocessingConfig
 
 FORMAT = "l3locator-model"
@@ -49,6 +52,7 @@ class L3Model:
     class_names: tuple[str, ...] = CLASS_NAMES
     provenance: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    locate_rule: LocateRule = field(default_factory=LocateRule)
 
     @classmethod
     def new(cls, arch: str = "resnet50", preprocessing: PreprocessingConfig | None = None) -> L3Model:
@@ -82,6 +86,7 @@ class L3Model:
             "num_classes": len(self.class_names),
             "class_names": list(self.class_names),
             "preprocessing": self.preprocessing.to_dict(),
+            "locate_rule": self.locate_rule.to_dict(),
             "provenance": provenance,
             "state_dict": state,
         }
@@ -121,6 +126,7 @@ def load_model(path: str | os.PathLike | None = None) -> L3Model:
         arch = payload["arch"]
         class_names = tuple(payload["class_names"])
         preprocessing = PreprocessingConfig.from_dict(payload["preprocessing"])
+        locate_rule = LocateRule.from_dict(payload.get("locate_rule") or {})
         network = build_network(arch, int(payload["num_classes"]))
         network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
@@ -128,4 +134,5 @@ def load_model(path: str | os.PathLike | None = None) -> L3Model:
     if class_names != CLASS_NAMES:
         raise ModelFileError(f"{path}: expected classes {CLASS_NAMES}, file has {class_names}")
     network.eval()
-    return L3Model(network, preprocessing, arch=arch, class_names=class_names, provenance=payload.get("provenance", {}), source=str(path))
+    return L3Model(network, preprocessing, arch=arch, class_names=class_names, provenance=payload.get("provenance", {}), source=str(path),
+                   locate_rule=locate_rule)

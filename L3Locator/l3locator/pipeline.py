@@ -115,7 +115,7 @@ def find_l3(
     *,
     device: str | torch.device | None = None,
     batch_size: int = 32,
-    rule: LocateRule = LocateRule(),
+    rule: LocateRule | None = None,
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
     exhaustive: bool = False,
@@ -141,7 +141,8 @@ def find_l3(
         model: an :class:`L3Model`, a model file path, or None for the shipped default model.
         device: ``"cpu"``, ``"cuda"``...; None picks CUDA when present.
         batch_size: slices per network call.
-        rule: the locate rule (also steers which slices the fast path scores).
+        rule: the locate rule (also steers which slices the fast path scores); None: the
+            model's own (:attr:`L3Model.locate_rule`, stored in its file).
         progress: called as ``progress(done, total)`` while slices are scored (on the fast path
             ``total`` may grow as refinement adds slices; the last call has ``done == total``).
         should_cancel: polled between batches; returning True raises ``Cancelled``.
@@ -153,6 +154,7 @@ def find_l3(
     volume = source if isinstance(source, CTVolume) else load_ct(source)
     check_volume(volume)
     l3model = model if isinstance(model, L3Model) else load_model(model)
+    rule = rule if rule is not None else l3model.locate_rule
     if exhaustive:
         probabilities = score_volume(l3model, volume, batch_size=batch_size, device=device, progress=progress, should_cancel=should_cancel)
         scored_slices = None

@@ -92,3 +92,21 @@ def test_newer_format_version_and_wrong_weights(tiny_model, tmp_path):
     torch.save({**payload, "arch": "resnet50"}, tmp_path / "mismatch.pt")
     with pytest.raises(ModelFileError, match="incompatible"):
         load_model(tmp_path / "mismatch.pt")
+
+
+def test_locate_rule_travels_with_the_model_and_old_files_get_the_default(tiny_model, tmp_path):
+    from dataclasses import replace
+
+    from l3locator.locate import LocateRule
+
+    tuned = replace(tiny_model, locate_rule=LocateRule(threshold=0.9, smoothing_mm=3.0))
+    path = tuned.save(tmp_path / "tuned.pt")
+    assert load_model(path).locate_rule == LocateRule(threshold=0.9, smoothing_mm=3.0)
+    payload = torch.load(path, weights_only=True)
+    del payload["locate_rule"]
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt").locate_rule == LocateRule()
+    for bad in ({"threshold": 1.5}, {"thresh": 0.9}):
+        torch.save({**payload, "locate_rule": bad}, tmp_path / "bad.pt")
+        with pytest.raises(ModelFileError, match="incompatible or damaged"):
+            load_model(tmp_path / "bad.pt")

@@ -63,6 +63,22 @@ def test_find_l3_returns_one_probability_per_slice(model_file):
     json.dumps(result.to_dict())  # JSON-serialisable
 
 
+def test_find_l3_uses_the_rule_stored_with_the_model_unless_given_one(model_file):
+    from dataclasses import replace
+
+    from l3locator.locate import LocateRule
+    from l3locator.modelfile import load_model
+
+    volume = body_volume(slices=17)  # identical slices: one flat probability for all
+    model = load_model(model_file)
+    p = find_l3(volume, model, exhaustive=True).slice_probabilities[0]
+    below, above = LocateRule(threshold=max(0.0, p - 0.01), min_mass_mm=0.0), LocateRule(threshold=min(1.0, p + 0.01))
+    assert find_l3(volume, replace(model, locate_rule=below), exhaustive=True).l3_found
+    assert not find_l3(volume, replace(model, locate_rule=above), exhaustive=True).l3_found
+    assert find_l3(volume, replace(model, locate_rule=above), rule=below, exhaustive=True).l3_found
+    assert not find_l3(volume, replace(model, locate_rule=above)).l3_found  # the fast path too
+
+
 def test_found_position_is_the_centre_of_the_found_slice():
     volume = body_volume(slices=30)
     probabilities = np.full(30, 0.01)

@@ -69,12 +69,14 @@ def case_row(
     *,
     volume: CTVolume | None = None,
     device: str | None = None,
-    rule: LocateRule = LocateRule(),
+    rule: LocateRule | None = None,
 ) -> dict[str, Any]:
-    """Score one case like ``find`` and compare with its truth (one row of the report)."""
+    """Score one case like ``find`` and compare with its truth (one row of the report).
+
+    ``rule`` None: the model's own locate rule."""
     volume = volume if volume is not None else load_ct(image)
     probabilities = score_volume(model, volume, device=device)
-    found = locate_l3(probabilities, volume.slice_thickness, rule)
+    found = locate_l3(probabilities, volume.slice_thickness, rule if rule is not None else model.locate_rule)
     n = volume.num_slices
     counts = slice_counts(slice_targets(n, l3_range), probabilities)
     row: dict[str, Any] = {
@@ -181,7 +183,7 @@ def evaluate_model(
     sources: Sequence[CaseSource],
     *,
     device: str | None = None,
-    rule: LocateRule = LocateRule(),
+    rule: LocateRule | None = None,
     on_case: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Score every case with ``model`` (no training) and build the report (``fold`` null)."""
@@ -201,7 +203,7 @@ def cross_validate(
     budget: TrainingBudget,
     folds: int,
     *,
-    rule: LocateRule = LocateRule(),
+    rule: LocateRule | None = None,
     progress: ProgressReporter | None = None,
 ) -> dict[str, Any]:
     """K-fold cross-validation by patient with ``params`` (see the module docstring)."""
