@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +33,20 @@ from l3locator.modelfile import load_model
 from l3locator.scoring import score_volume
 
 
-def rule_errors(probabilities: np.ndarray, thickness: float, truth_range: tuple[int, int] | None, rule: LocateRule) -> dict[str, object]:
-    """Error (slices) of each aggregation rule on one scan; None where the rule gives no slice."""
-    found = locate_l3(probabilities, thickness, rule)
-    answers = {"locate rule": found.slice_index if found.l3_found else None, "argmax": int(np.argmax(probabilities))}
+def rule_errors(probabilities: np.ndarray, thickness: float, truth_range: tuple[int, int] | None, rules: dict[str, LocateRule]) -> dict[str, object]:
+    """Error (slices) of each aggregation rule on one scan (None where a rule gives no slice);
+    for a scan without L3, whether each locate rule flags it."""
+    found = {name: locate_l3(probabilities, thickness, rule) for name, rule in rules.items()}
     if truth_range is None:
-        return {"negative": True, "flagged": not found.l3_found}
+        return {name: not f.l3_found for name, f in found.items()}
+    answers = {name: f.slice_index if f.l3_found else None for name, f in found.items()}
+    answers["argmax"] = int(np.argmax(probabilities))
     truth = (truth_range[0] + truth_range[1]) / 2
     return {name: (abs(answer - truth) if answer is not None else None) for name, answer in answers.items()}
+
+
+def rule_name(rule: LocateRule, own: bool) -> str:
+    return f"locate rule, threshold {rule.threshold:g}" + (" (the model's)" if own else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phantoms", type=int, default=24)
     parser.add_argument("--phantom-size", type=int, default=256)
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "ablation.md"))
+    parser.add_argument("--thresholds", type=float, nargs="*", default=[],
+                        help="also apply the locate rule with these thresholds (besides each model's own rule)")
     parser.add_argument("--title", default="input channels and aggregation rule", help="what the models compare (table title)")
     args = parser.parse_args(argv)
 
@@ -58,13 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.models:
         model = load_model(path)
         scores = {c.name: score_volume(model, c.volume) for c in full + negatives}
-        per_case = {c.name: rule_errors(scores[c.name], c.volume.slice_thickness, c.truth_range, model.locate_rule) for c in full + negatives}
-        flagged = sum(bool(per_case[c.name]["flagged"]) for c in negatives)
+        rules = {rule_name(model.locate_rule, True): model.locate_rule}
+        rules.update({rule_name(r, False): r for r in (replace(model.locate_rule, threshold=t) for t in args.thresholds) if r != model.locate_rule})
+        per_case = {c.name: rule_errors(scores[c.name], c.volume.slice_thickness, c.truth_range, rules) for c in full + negatives}
         real_negatives = [c for c in negatives if c.kind == "real"]
         called = [scores[c.name] >= 0.5 for c in real_negatives]
         called_share = f"{np.concatenate(called).mean():.2f}" if called else "n/a"
         augmentation = model.provenance.get("budget", {}).get("augmentation", "paper")
-        for rule in ("locate rule", "argmax"):
+        for rule in [*rules, "argmax"]:
             errors = [per_case[c.name][rule] for c in full]
             found = np.array([e for e in errors if e is not None], dtype=float)
             rows.append({
@@ -73,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 "median": f"{np.median(found):.1f}" if found.size else "n/a",
                 "within 2": f"{np.mean(found <= 2):.2f}" if found.size else "n/a",
                 "no answer": f"{len(errors) - found.size}/{len(errors)}",
-                "negatives flagged": f"{flagged}/{len(negatives)}" if rule == "locate rule" else "never (always answers)",
+                "negatives flagged": f"{sum(per_case[c.name][rule] for c in negatives)}/{len(negatives)}" if rule in rules else "never (always answers)",
                 "real no-L3 slices called L3": called_share,
             })
             print(rows[-1], flush=True)

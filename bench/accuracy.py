@@ -138,7 +138,8 @@ def write_tables(rows: list[dict], summary: dict, model: L3Model, output: Path, 
         writer.writerows(rows)
     lines = [
         "# Accuracy benchmark", "",
-        f"Command: `{command}`  ", f"Model: `{model.name}` ({model.arch}, input {model.preprocessing.input_size}, channels {model.preprocessing.channel_mode})", "",
+        f"Command: `{command}`  ", f"Model: `{model.name}` ({model.arch}, input {model.preprocessing.input_size}, channels {model.preprocessing.channel_mode}"
+        f" ±{model.preprocessing.neighbor_offset_mm:g} mm; locate rule from the model file: {model.locate_rule.to_dict()})", "",
         "## Summary (phantoms with the whole L3 in the scan)", "",
         "| metric | value |", "|---|---|",
         *[f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in summary.items()], "",
