@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import write_atomically
 from .errors import LabelError
 
 FORMAT = "l3locator-label"
@@ -95,24 +95,11 @@ def write_label(label: L3Label, path: str | os.PathLike, *, overwrite: bool = Fa
         LabelError: ``path`` exists and ``overwrite`` is False.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    text = json.dumps(label.to_dict(), indent=2) + "\n"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(label.to_dict(), handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError as exc:
-                raise LabelError(f"a label already exists at {path}; not overwriting (choose overwrite explicitly)") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), overwrite=overwrite)
+    except FileExistsError as exc:
+        raise LabelError(f"a label already exists at {path}; not overwriting (choose overwrite explicitly)") from exc
     return path
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from .atomic import write_atomically
 
 SCHEMA = "https://raw.githubusercontent.com/slicer/slicer/main/Modules/Loadable/Markups/Resources/Schema/markups-schema-v1.0.3.json#"
 
@@ -48,13 +49,8 @@ def markups_document(position_ras: list[float], *, label: str = "L3", descriptio
 
 def write_markups_point(path: str | os.PathLike, position_ras: list[float], *, label: str = "L3", description: str = "") -> Path:
     """Write a one-point ``.mrk.json`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(markups_document(position_ras, label=label, description=description), handle, indent=2)
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(markups_document(position_ras, label=label, description=description), indent=2)
+    return write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def read_markups_points(path: str | os.PathLike) -> list[list[float]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 import torchvision
 
+from .atomic import write_atomically
 from .errors import ModelFileError
 from .locate import LocateRule
 from .preprocessing import PreprocessingConfig
@@ -72,8 +72,6 @@ class L3Model:
             overwrite: if False, refuse to replace an existing file.
         """
         path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; not overwriting")
         try:
             provenance = json.loads(json.dumps(self.provenance))
         except TypeError as exc:
@@ -90,16 +88,10 @@ class L3Model:
             "provenance": provenance,
             "state_dict": state,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
         try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+            return write_atomically(path, lambda tmp: torch.save(payload, tmp), overwrite=overwrite)
+        except FileExistsError as exc:
+            raise FileExistsError(f"{path} exists; not overwriting") from exc
 
 
 def load_model(path: str | os.PathLike | None = None) -> L3Model:

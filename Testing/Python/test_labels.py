@@ -60,3 +60,30 @@ def test_l3_range_is_where_l3_is_the_majority_label():
     sliver = np.full((3, 10, 10), 21, dtype=np.int16)
     sliver[0, 0, 0] = 22
     assert l3_range_from_vertebra_map(sliver) == (0, 0)
+
+
+def test_atomic_writes_are_readable_by_others_never_replace_without_intent_and_leave_no_debris(tmp_path):
+    import os
+    import stat
+
+    from l3locator.atomic import write_atomically
+
+    target = tmp_path / "sub" / "case.l3.json"
+    write_atomically(target, lambda tmp: open(tmp, "w").write("first"), overwrite=False)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask  # not mkstemp's owner-only 0600
+    with pytest.raises(FileExistsError):
+        write_atomically(target, lambda tmp: open(tmp, "w").write("second"), overwrite=False)
+    assert target.read_text() == "first"
+
+    def failing(tmp):
+        open(tmp, "w").write("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_atomically(target, failing)
+    assert target.read_text() == "first"
+    write_atomically(target, lambda tmp: open(tmp, "w").write("second"))
+    assert target.read_text() == "second"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["case.l3.json"]  # no temporary files left

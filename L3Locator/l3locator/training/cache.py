@@ -24,13 +24,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomically
 from ..preprocessing import PreprocessingConfig, preprocess_volume
 from ..reading import load_ct
 from ..volume import CTVolume
@@ -97,19 +97,8 @@ def settings_key(config: PreprocessingConfig) -> str:
     return _digest([CACHE_VERSION, {name: values[name] for name in SLICE_SETTINGS}])
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _write_json(path: Path, values: dict) -> None:
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(values), encoding="utf-8"))
+    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(values), encoding="utf-8"))
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
@@ -117,7 +106,7 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
         with open(tmp, "wb") as handle:
             np.save(handle, array)
 
-    _atomic_write(path, write)
+    write_atomically(path, write)
 
 
 def _geometry(volume: CTVolume) -> dict:

@@ -1,0 +1,49 @@
+"""Atomic file writing: the content goes to a temporary file in the target's folder, then appears
+under the target name in one step, so a reader never sees half a file and a crash never leaves one.
+
+Used for everything L3Locator writes that someone relies on: labels, markups, model files and the
+training cache. Files get the usual permissions (``0o666`` minus the process umask), not the
+owner-only mode of a raw temporary file, so colleagues sharing a folder can read them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # reading the umask needs setting it; done once, at import
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[str], None], *, overwrite: bool = True) -> Path:
+    """Call ``write(temporary_path)``, flush it to disk, and make it appear at ``path``.
+
+    Args:
+        path: the target file (its folder is created if missing).
+        write: writes the whole content to the file name it is given.
+        overwrite: replace an existing file (a rename); if False, publish with a hard link,
+            which fails when ``path`` exists, so an existing file is never replaced, even by a
+            concurrent writer.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False (nothing is changed).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
