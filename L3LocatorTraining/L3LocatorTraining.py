@@ -82,6 +82,7 @@ class L3LocatorTrainingParameterNode:
     """The module's state, saved with the scene.
 
     dataFolder: annotated cases.  trials, epochs, folds, device, smallConfiguration: the budget.
+    augmentAllSlices: augment every training slice, not only the oversampled L3 copies.
     outputFolder: where the run writes ("" = a new folder beside the user models).  resume:
     continue the run found in outputFolder.  modelName: name to save the model under.
     trainedModelPath, reportPath: what the last finished run produced.
@@ -93,6 +94,7 @@ class L3LocatorTrainingParameterNode:
     folds: Annotated[int, WithinRange(0, 20)] = 5
     device: Annotated[str, Choice(list(DEVICES))] = "auto"
     smallConfiguration: bool = False
+    augmentAllSlices: bool = False
     outputFolder: Path
     resume: bool = False
     modelName: str = ""
@@ -210,6 +212,7 @@ class L3LocatorTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             command = self.logic.trainingCommand(
                 node.dataFolder, outputFolder, trials=node.trials, epochs=node.epochs, folds=node.folds,
                 device=node.device, small=node.smallConfiguration, resume=node.resume,
+                augmentAllSlices=node.augmentAllSlices,
             )
             self.ui.logTextEdit.clear()
             self.ui.resultsLabel.text = ""
@@ -529,7 +532,7 @@ class L3LocatorTrainingLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def trainingCommand(
         dataFolder: str | Path, outputFolder: str | Path, *, trials: int, epochs: int, folds: int,
-        device: str = "auto", small: bool = False, resume: bool = False,
+        device: str = "auto", small: bool = False, resume: bool = False, augmentAllSlices: bool = False,
     ) -> list[str]:
         """The ``l3locator train`` command line for the chosen budget, with JSON progress lines."""
         command = [
@@ -541,6 +544,8 @@ class L3LocatorTrainingLogic(ScriptedLoadableModuleLogic):
             command += ["--device", device]
         if small:
             command.append("--small")
+        if augmentAllSlices:
+            command += ["--augmentation", "all-slices"]
         if resume:
             command.append("--resume")
         return command

@@ -354,6 +354,12 @@ def test_training_command_and_environment(slicerModules, tmp_path):
     assert command[command.index("--trials") + 1 :][:1] == ["3"]
     assert "--device" not in command and "--resume" in command and "--small" not in command
     assert command[command.index("--output-dir") + 1] == str(tmp_path / "out")
+    assert "--augmentation" not in command  # the paper's scheme unless asked
+    augmented = logic.trainingCommand(tmp_path / "data", tmp_path / "out", trials=3, epochs=2, folds=2, augmentAllSlices=True)
+    from l3locator.cli import build_parser
+
+    parsed = build_parser().parse_args(augmented[augmented.index("train") :])
+    assert parsed.augmentation == "all-slices" and build_parser().parse_args(command[command.index("train") :]).augmentation == "paper"
     environment = logic.processEnvironment()
     assert environment["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT / "L3Locator")
 
