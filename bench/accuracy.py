@@ -27,11 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from l3locator.labels import l3_range_from_vertebra_map
-from l3locator.locate import locate_l3
 from l3locator.modelfile import L3Model, load_model
+from l3locator.pipeline import find_l3
 from l3locator.phantom import generate_phantom
 from l3locator.reading import load_ct
-from l3locator.scoring import score_volume
 from l3locator.volume import CTVolume
 
 HELD_OUT_SEED = 1_000_000
@@ -76,14 +75,14 @@ def real_cases() -> list[Case]:
 
 def evaluate_case(model: L3Model, case: Case) -> dict:
     started = time.perf_counter()
-    probabilities = score_volume(model, case.volume)
+    found = find_l3(case.volume, model, exhaustive=True)  # what `l3locator find --exhaustive` answers
     seconds = time.perf_counter() - started
-    found = locate_l3(probabilities, case.volume.slice_thickness, model.locate_rule)
+    probabilities = np.asarray(found.slice_probabilities)
     thickness = case.volume.slice_thickness
     row = {
         "case": case.name, "kind": case.kind, "slices": case.volume.num_slices, "thickness_mm": round(thickness, 3),
         "truth_range": f"{case.truth_range[0]}-{case.truth_range[1]}" if case.truth_range else "none",
-        "predicted": found.slice_index if found.l3_found else "none",
+        "predicted": found.l3_slice_index if found.l3_found else "none",
         "confidence": round(found.confidence, 3), "flags": ";".join(found.flags) or "-", "seconds": round(seconds, 2),
     }
     argmax = int(np.argmax(probabilities))
@@ -96,15 +95,15 @@ def evaluate_case(model: L3Model, case: Case) -> dict:
     if not found.l3_found:
         row.update(error_slices="", error_mm="", passed=False)
         return row
-    error = abs(found.slice_index - truth)
+    error = abs(found.l3_slice_index - truth)
     row.update(error_slices=round(error, 1), error_mm=round(error * thickness, 1))
     if case.truncated:
         # Inside or next to the labelled part, or flagged at the scan edge where L3 is cut
         # (a run at the opposite edge, also flagged l3_at_scan_edge, does not count).
         last_slice = case.volume.num_slices - 1
         cut_edges = {e for e, touches in ((0, first == 0), (last_slice, last == last_slice)) if touches}
-        run_edges = {e for e in (0, last_slice) if e in found.slice_range}
-        row["passed"] = first - 1 <= found.slice_index <= last + 1 or ("l3_at_scan_edge" in found.flags and bool(cut_edges & run_edges))
+        run_edges = {e for e in (0, last_slice) if e in found.l3_slice_range}
+        row["passed"] = first - 1 <= found.l3_slice_index <= last + 1 or ("l3_at_scan_edge" in found.flags and bool(cut_edges & run_edges))
     else:
         row["passed"] = error <= 2
     return row

@@ -5,7 +5,8 @@
 Validation phantoms use seeds from 500,000 (the accuracy benchmark's mix of extents and slice
 thicknesses): disjoint from the training seeds (below 500,000) and from the benchmark's held-out
 seeds (1,000,000+), so choosing a model or a rule setting here does not tune it on the benchmark.
-Per model and threshold it prints the mean / median / max L3 error (slices) on the phantoms with
+Answers go through the product's path (locate rule and anatomical check). Per model and
+threshold it prints the mean / median / max L3 error (slices) on the phantoms with
 the whole L3, how many chest-only phantoms come back ``no_l3_found``, and how many answers are
 flagged ``low_confidence``. The real scans are not used here: they are the benchmark's.
 """
@@ -21,36 +22,43 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from accuracy import PHANTOM_MIX  # noqa: E402
 
-from l3locator.locate import LocateRule, locate_l3  # noqa: E402
+from l3locator.locate import LocateRule  # noqa: E402
 from l3locator.modelfile import load_model  # noqa: E402
 from l3locator.phantom import generate_phantom  # noqa: E402
+from l3locator.pipeline import L3Result, result_from_probabilities  # noqa: E402
 from l3locator.scoring import score_volume  # noqa: E402
 
 VALIDATION_SEED = 500_000
 
 
-def validation_scores(model_path: str, count: int, size: int) -> list[tuple[str, float, tuple[int, int] | None, np.ndarray]]:
-    """``(extent, slice thickness mm, L3 range or None, probabilities)`` per validation phantom (l3_edge ones left out)."""
+def validation_answers(model_path: str, count: int, size: int, rules: list[LocateRule]) -> list[tuple[tuple[int, int] | None, list[L3Result]]]:
+    """Per validation phantom (l3_edge ones left out): its L3 range (or None) and the answer under each rule.
+
+    Answers come from the product's path (:func:`~l3locator.pipeline.result_from_probabilities`:
+    the locate rule and the anatomical check) on one exhaustive float32 scoring per phantom.
+    """
     model = load_model(model_path)
-    rows = []
+    answers = []
     for n in range(count):
         extent, thickness = PHANTOM_MIX[n % len(PHANTOM_MIX)]
         if extent == "l3_edge":
             continue
-        phantom = generate_phantom(VALIDATION_SEED + n, shape_ij=(size, size), slice_thickness_mm=thickness, extent=extent)
-        rows.append((extent, thickness, phantom.l3_range, score_volume(model, phantom.volume)))
-    return rows
+        volume = generate_phantom(VALIDATION_SEED + n, shape_ij=(size, size), slice_thickness_mm=thickness, extent=extent)
+        probabilities = score_volume(model, volume.volume)
+        results = [result_from_probabilities(volume.volume, probabilities, model_name=model.name, seconds=0.0, rule=rule) for rule in rules]
+        answers.append((volume.l3_range, results))
+    return answers
 
 
-def summary(rows: list, rule: LocateRule) -> str:
+def summary(answers: list, which: int) -> str:
     errors, negatives_flagged, negatives, low = [], 0, 0, 0
-    for _, thickness, truth, probabilities in rows:
-        found = locate_l3(probabilities, thickness, rule)
+    for truth, results in answers:
+        found = results[which]
         if truth is None:
             negatives += 1
             negatives_flagged += not found.l3_found
             continue
-        errors.append(abs(found.slice_index - (truth[0] + truth[1]) / 2) if found.l3_found else np.nan)
+        errors.append(abs(found.l3_slice_index - (truth[0] + truth[1]) / 2) if found.l3_found else np.nan)
         low += "low_confidence" in found.flags
     e = np.array(errors, dtype=float)
     return (f"mean {np.nanmean(e):.2f}  median {np.nanmedian(e):.2f}  max {np.nanmax(e):.1f}  missed {int(np.isnan(e).sum())}/{len(e)}"
@@ -64,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phantom-size", type=int, default=256)
     parser.add_argument("--thresholds", type=float, nargs="+", default=[LocateRule().threshold])
     args = parser.parse_args(argv)
+    rules = [LocateRule(threshold=threshold) for threshold in args.thresholds]
     for path in args.models:
-        rows = validation_scores(path, args.phantoms, args.phantom_size)
-        for threshold in args.thresholds:
-            print(f"{Path(path).name}  threshold {threshold}:  {summary(rows, LocateRule(threshold=threshold))}", flush=True)
+        answers = validation_answers(path, args.phantoms, args.phantom_size, rules)
+        for which, rule in enumerate(rules):
+            print(f"{Path(path).name}  threshold {rule.threshold}:  {summary(answers, which)}", flush=True)
     return 0
 
 

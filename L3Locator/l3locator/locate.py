@@ -8,7 +8,9 @@ slices):
 2. **Candidates** are the maximal runs of consecutive slices whose smoothed probability is at
    least ``threshold``.
 3. Each run's **mass** is the sum of its smoothed probabilities times the slice thickness: the
-   expected length of L3 inside it, in mm. The run with the largest mass wins.
+   expected length of L3 inside it, in mm. The run with the largest mass wins, among the runs
+   whose centre slice passes the caller's anatomical check, if one is given
+   (``reject_centre``; :mod:`l3locator.anatomy`: no lungs in an L3 slice).
 4. The **L3 slice** is the probability-weighted centroid of the winning run, rounded to the
    nearest slice; the **L3 range** is the run's first and last slice.
 5. **Confidence** = peak smoothed probability of the run × its share of the total mass of all
@@ -16,7 +18,10 @@ slices):
 
 Flags:
 
-* ``no_l3_found``: no run, or the best run's mass is below ``min_mass_mm`` (weak evidence).
+* ``no_l3_found``: no run, or the best run's mass is below ``min_mass_mm`` (weak evidence), or
+  every run was rejected by the anatomical check.
+* ``anatomy_rejected``: at least one run was rejected by the anatomical check (its mass still
+  counts in the confidence's denominator: the model's evidence was split).
 * ``multiple_candidates``: another run has at least ``rival_fraction`` of the winner's mass.
 * ``l3_at_scan_edge``: the winning run touches the first or last slice (L3 may be cut off).
 * ``implausible_extent``: the winning run is shorter than 10 mm or longer than 60 mm.
@@ -25,6 +30,7 @@ Flags:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -86,8 +92,18 @@ def find_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def locate_l3(probabilities: np.ndarray, slice_thickness_mm: float, rule: LocateRule = LocateRule()) -> Localization:
-    """Apply the rule to ``probabilities`` (one per slice, in [0, 1]); see the module docstring."""
+def locate_l3(
+    probabilities: np.ndarray,
+    slice_thickness_mm: float,
+    rule: LocateRule = LocateRule(),
+    *,
+    reject_centre: Callable[[int], bool] | None = None,
+) -> Localization:
+    """Apply the rule to ``probabilities`` (one per slice, in [0, 1]); see the module docstring.
+
+    ``reject_centre(slice_index)`` is asked about each candidate run's centre slice (strongest
+    runs first, stopping at the first it accepts); True removes that run from the choice.
+    """
     p = np.asarray(probabilities, dtype=np.float64)
     if p.ndim != 1 or len(p) == 0:
         raise ValueError("probabilities must be a non-empty 1D array")
@@ -97,15 +113,28 @@ def locate_l3(probabilities: np.ndarray, slice_thickness_mm: float, rule: Locate
     smoothed = gaussian_filter1d(p, sigma, mode="nearest") if sigma >= 0.25 else p.copy()
     runs = find_runs(smoothed >= rule.threshold)
     masses = [float(smoothed[a : b + 1].sum()) * slice_thickness_mm for a, b in runs]
-    if not runs or max(masses) < rule.min_mass_mm:
-        return Localization(False, None, None, 0.0, ["no_l3_found"], smoothed)
 
-    best = int(np.argmax(masses))
-    first, last = runs[best]
-    weights = smoothed[first : last + 1]
-    centre = int(round(float(np.sum(np.arange(first, last + 1) * weights) / weights.sum())))
+    def centre_of(run: tuple[int, int]) -> int:
+        weights = smoothed[run[0] : run[1] + 1]
+        return int(round(float(np.sum(np.arange(run[0], run[1] + 1) * weights) / weights.sum())))
 
     flags: list[str] = []
+    best: int | None = None
+    for index in sorted(range(len(runs)), key=lambda i: -masses[i]):
+        if masses[index] < rule.min_mass_mm:
+            break
+        if reject_centre is not None and reject_centre(centre_of(runs[index])):
+            if "anatomy_rejected" not in flags:
+                flags.append("anatomy_rejected")
+            continue
+        best = index
+        break
+    if best is None:
+        return Localization(False, None, None, 0.0, ["no_l3_found", *flags], smoothed)
+
+    first, last = runs[best]
+    weights = smoothed[first : last + 1]
+    centre = centre_of(runs[best])
     if any(m >= rule.rival_fraction * masses[best] for i, m in enumerate(masses) if i != best):
         flags.append("multiple_candidates")
     if first == 0 or last == len(p) - 1:

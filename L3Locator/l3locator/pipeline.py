@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .anatomy import has_lungs
 from .errors import InputError
 from .fast_scoring import score_coarse_to_fine
 from .locate import LocateRule, locate_l3
@@ -87,9 +88,15 @@ def result_from_probabilities(
     seconds: float,
     rule: LocateRule = LocateRule(),
     scored_slices: list[int] | None = None,
+    anatomy_check: bool = True,
 ) -> L3Result:
-    """Turn per-slice probabilities of ``volume`` into an :class:`L3Result` (see ``locate``)."""
-    found = locate_l3(probabilities, volume.slice_thickness, rule)
+    """Turn per-slice probabilities of ``volume`` into an :class:`L3Result` (see ``locate``).
+
+    ``anatomy_check``: reject candidates whose centre slice shows lungs (:mod:`l3locator.anatomy`).
+    """
+    stack = volume.axial_stack()
+    reject = (lambda index: has_lungs(stack[index])) if anatomy_check else None
+    found = locate_l3(probabilities, volume.slice_thickness, rule, reject_centre=reject)
     position = volume.slice_center_ras(found.slice_index).round(3).tolist() if found.l3_found else None
     return L3Result(
         input=volume.source,
@@ -120,6 +127,7 @@ def find_l3(
     should_cancel: Callable[[], bool] | None = None,
     exhaustive: bool = False,
     precision: str = "auto",
+    anatomy_check: bool = True,
 ) -> L3Result:
     """Read ``source`` (a path or a volume), score its slices, and locate L3.
 
@@ -149,6 +157,9 @@ def find_l3(
         exhaustive: score every slice in float32 instead of the fast path.
         precision: the fast path's precision: ``"auto"`` (default), ``"fp32"``, ``"mixed"`` or
             ``"bf16"`` (see :mod:`l3locator.fast_scoring`).
+        anatomy_check: reject candidate runs whose centre slice shows lungs (flag
+            ``anatomy_rejected``; :mod:`l3locator.anatomy`). The fast path finds the same runs as
+            exhaustive scoring, so the check changes both alike.
     """
     started = time.perf_counter()
     volume = source if isinstance(source, CTVolume) else load_ct(source)
@@ -164,6 +175,7 @@ def find_l3(
         probabilities = curve.probabilities
         scored_slices = None if curve.complete else curve.scored_indices()
         scoring = curve.summary()
-    result = result_from_probabilities(volume, probabilities, model_name=l3model.name, seconds=time.perf_counter() - started, rule=rule, scored_slices=scored_slices)
+    result = result_from_probabilities(volume, probabilities, model_name=l3model.name, seconds=time.perf_counter() - started, rule=rule,
+                                       scored_slices=scored_slices, anatomy_check=anatomy_check)
     result.extra["scoring"] = scoring
     return result

@@ -78,3 +78,18 @@ def test_rule_is_in_mm_so_thickness_does_not_change_the_answer_position():
 def test_bad_probability_arrays_are_rejected(bad):
     with pytest.raises(ValueError):
         locate_l3(bad, 1.0)
+
+
+def test_anatomical_check_rejects_a_run_and_falls_back_to_the_next():
+    p = np.zeros(100)
+    p[10:20] = 1.0  # weaker run
+    p[50:70] = 1.0  # stronger run, "in the chest"
+    plain = locate_l3(p, 2.0)
+    assert plain.slice_range == (50, 69) and "multiple_candidates" in plain.flags
+    asked = []
+    checked = locate_l3(p, 2.0, reject_centre=lambda k: asked.append(k) or 40 <= k <= 80)
+    assert checked.l3_found and checked.slice_range == (10, 19) and "anatomy_rejected" in checked.flags
+    assert len(asked) == 2 and 55 <= asked[0] <= 64 and 10 <= asked[1] <= 19  # strongest first, stops at the first accepted
+    assert checked.confidence < plain.confidence  # the rejected run's evidence still counts against
+    nothing = locate_l3(p, 2.0, reject_centre=lambda k: True)
+    assert not nothing.l3_found and nothing.flags == ["no_l3_found", "anatomy_rejected"]

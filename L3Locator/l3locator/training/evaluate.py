@@ -1,8 +1,9 @@
 """Accuracy of L3 localisation per case: k-fold cross-validation by case, or one model on all cases.
 
 Per case, the CT is read (:func:`~l3locator.reading.load_ct`) and scored exactly as
-``l3locator find`` does (:func:`~l3locator.scoring.score_volume`, float32 from the original
-HU, then :func:`~l3locator.locate.locate_l3`). Definitions:
+``l3locator find --exhaustive`` does (:func:`~l3locator.scoring.score_volume`, float32 from the
+original HU, then :func:`~l3locator.pipeline.result_from_probabilities`: the model's locate rule
+and the anatomical check). Definitions:
 
 * **truth**: the middle of the labelled L3 range, ``(first + last) / 2`` (may end in .5).
 * **predicted**: the locate rule's L3 slice.
@@ -39,8 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from ..locate import LocateRule, locate_l3
+from ..locate import LocateRule
 from ..modelfile import L3Model
+from ..pipeline import result_from_probabilities
 from ..reading import load_ct
 from ..scoring import score_volume
 from ..volume import CTVolume
@@ -71,12 +73,13 @@ def case_row(
     device: str | None = None,
     rule: LocateRule | None = None,
 ) -> dict[str, Any]:
-    """Score one case like ``find`` and compare with its truth (one row of the report).
+    """Score one case like ``find --exhaustive`` and compare with its truth (one row of the report).
 
     ``rule`` None: the model's own locate rule."""
     volume = volume if volume is not None else load_ct(image)
     probabilities = score_volume(model, volume, device=device)
-    found = locate_l3(probabilities, volume.slice_thickness, rule if rule is not None else model.locate_rule)
+    found = result_from_probabilities(volume, probabilities, model_name=model.name, seconds=0.0,
+                                      rule=rule if rule is not None else model.locate_rule)
     n = volume.num_slices
     counts = slice_counts(slice_targets(n, l3_range), probabilities)
     row: dict[str, Any] = {
@@ -84,8 +87,8 @@ def case_row(
         "slice_thickness_mm": round(volume.slice_thickness, 4),
         "true_range": list(l3_range) if l3_range else None,
         "true_index": truth_index(l3_range) if l3_range else None,
-        "l3_found": found.l3_found, "predicted_index": found.slice_index,
-        "predicted_range": list(found.slice_range) if found.slice_range else None,
+        "l3_found": found.l3_found, "predicted_index": found.l3_slice_index,
+        "predicted_range": list(found.l3_slice_range) if found.l3_slice_range else None,
         "confidence": round(found.confidence, 4), "flags": found.flags,
         "failure": False, "error_slices": None, "signed_error_slices": None, "error_mm": None,
         "tp": counts.tp, "fp": counts.fp, "fn": counts.fn,
