@@ -25,9 +25,16 @@ answer can differ from exhaustive scoring only if an L3-like run hides entirely 
 and the confidence (which sums the masses of all runs) only by such a hidden run's mass.
 
 Precision (:mod:`l3locator.inference`): ``"mixed"`` screens in bfloat16 (2–3x faster on CPUs
-with native bfloat16) and then re-scores in float32 every slice of a run window whose bfloat16
-probability is not saturated (between ``fp32_band`` and ``1 - fp32_band``), repeating the
-refinement until the windows are stable. bfloat16 moves a logit by up to about 0.2 (0.08–0.18
+with native bfloat16). It then asks whether float32 could give another answer: with every
+bfloat16 log-odds off by at most ``bf16_logit_error``, each probability lies in a known interval,
+and (the rule being linear smoothing, sums and ratios) so does every quantity the answer is made
+of: each smoothed value's side of the threshold, the runs' masses and their order, the centre's
+rounding, and the comparisons behind the flags (:func:`uncertain_slices`). If none can change,
+the bfloat16 answer is the float32 answer and no float32 pass is run. Otherwise the run-window
+slices within the smoothing's reach of an uncertain value whose bfloat16 probability is not
+saturated (between ``fp32_band`` and ``1 - fp32_band``) are re-scored in float32, and the
+refinement repeats until the windows are stable and the answer is certain (or nothing is left
+to re-score). bfloat16 moves a logit by up to about 0.2 (0.08–0.18
 measured with the shipped ResNet18 on 28 scans) and so a probability by about
 ``p (1 - p) x 0.2``: a saturated slice left in bfloat16 moves by 2e-3 at most, the slices at a
 run's edges (where the smoothed curve crosses the threshold) are float32's, and the L3 slice is
@@ -51,7 +58,7 @@ import numpy as np
 import torch
 
 from .inference import SliceClassifier, native_bf16
-from .locate import LocateRule, find_runs, locate_l3
+from .locate import PLAUSIBLE_EXTENT_MM, LocateRule, find_runs, locate_l3, smooth
 from .modelfile import L3Model
 from .preprocessing import assemble_inputs, neighbor_offset_slices, preprocess_slices
 from .scoring import Cancelled, ProgressCallback, pick_device
@@ -75,13 +82,18 @@ class SamplingPlan:
         min_saving: score every slice unless sampling is expected to skip at least this
             fraction of them.
         fp32_band: with precision ``"mixed"``, run-window slices whose bfloat16 probability
-            lies in ``[fp32_band, 1 - fp32_band]`` are re-scored in float32.
+            lies in ``[fp32_band, 1 - fp32_band]`` are re-scored in float32 when the answer is
+            not certain.
+        bf16_logit_error: assumed bound on how far bfloat16 moves a slice's L3 log-odds from
+            float32's (measured: at most 0.18 on 28 scans with a ResNet18; the issue's ResNet50
+            measurement: about 0.07); 0 trusts bfloat16 fully.
     """
 
     coarse_step_mm: float = 8.0
     suspicion: float = 0.25
     min_saving: float = 0.25
     fp32_band: float = 0.01
+    bf16_logit_error: float = 0.3
 
     def __post_init__(self) -> None:
         if self.coarse_step_mm <= 0:
@@ -92,6 +104,8 @@ class SamplingPlan:
             raise ValueError("min_saving must be in [0, 1)")
         if not 0.0 <= self.fp32_band < 0.5:
             raise ValueError("fp32_band must be in [0, 0.5)")
+        if self.bf16_logit_error < 0:
+            raise ValueError("bf16_logit_error must not be negative")
 
 
 @dataclass
@@ -177,6 +191,61 @@ def suspicious_neighbourhoods(probabilities: np.ndarray, scored: np.ndarray, ste
     for index in np.flatnonzero(scored & (probabilities >= suspicion)):
         near[max(0, index - step + 1) : index + step] = True
     return near
+
+
+def probability_bounds(probabilities: np.ndarray, exact: np.ndarray, logit_error: float) -> np.ndarray:
+    """Per slice, how far the true (float32) probability may lie from ``probabilities``.
+
+    Slices marked ``exact`` are float32's (bound 0); the others are off by at most
+    ``logit_error`` in log-odds, which bounds the probability exactly.
+    """
+    p = np.clip(probabilities, 1e-12, 1 - 1e-12)
+    logit = np.log(p / (1 - p))
+    low, high = 1 / (1 + np.exp(-(logit - logit_error))), 1 / (1 + np.exp(-(logit + logit_error)))
+    return np.where(exact, 0.0, np.maximum(p - low, high - p))
+
+
+def uncertain_slices(probabilities: np.ndarray, bounds: np.ndarray, slice_thickness_mm: float, rule: LocateRule) -> np.ndarray:
+    """Bool mask of the slices whose smoothed value could change the answer of
+    :func:`~l3locator.locate.locate_l3` for some curve within ``bounds`` of ``probabilities``
+    (found, slice, range and flags; the confidence itself may move by the bounds). All False:
+    the answer is certain. A slice whose smoothed value is within its bound of the threshold is
+    marked alone; a run whose mass ranking, centre rounding, ``min_mass_mm``, rival or
+    confidence comparison is uncertain is marked whole. The anatomical check only removes runs
+    by their centres, which are then certain too."""
+    smoothed = smooth(probabilities, slice_thickness_mm, rule)
+    slack = smooth(bounds, slice_thickness_mm, rule)  # linear, non-negative weights: bounds map to bounds
+    uncertain = np.abs(smoothed - rule.threshold) <= slack  # a slice could change sides of the threshold
+    runs = find_runs(smoothed >= rule.threshold)
+    masses = np.array([smoothed[a : b + 1].sum() for a, b in runs]) * slice_thickness_mm
+    mass_slack = np.array([slack[a : b + 1].sum() for a, b in runs]) * slice_thickness_mm
+    total_low, total_high = masses.sum() - mass_slack.sum(), masses.sum() + mass_slack.sum()
+
+    def mark(*indices: int) -> None:
+        for i in indices:
+            uncertain[runs[i][0] : runs[i][1] + 1] = True
+
+    for i, ((first, last), mass, error) in enumerate(zip(runs, masses, mass_slack)):
+        if abs(mass - rule.min_mass_mm) <= error:
+            mark(i)
+        for j in range(len(runs)):
+            if j != i and abs(mass - masses[j]) <= error + mass_slack[j]:
+                mark(i, j)  # which run is heavier could change
+            if j != i and abs(masses[j] - rule.rival_fraction * mass) <= mass_slack[j] + rule.rival_fraction * error:
+                mark(i, j)  # multiple_candidates could flip
+        index = np.arange(first, last + 1)
+        weights, weight_slack = smoothed[first : last + 1], slack[first : last + 1]
+        centre = float(np.sum(index * weights) / weights.sum())
+        shift = float(np.sum(np.abs(index - centre) * weight_slack)) / max(float(weights.sum() - weight_slack.sum()), 1e-12)
+        if np.floor(centre - shift + 0.5) != np.floor(centre + shift + 0.5):
+            mark(i)  # the centre could round to another slice
+        extent_mm = (last - first + 1) * slice_thickness_mm
+        factor = 1.0 if PLAUSIBLE_EXTENT_MM[0] <= extent_mm <= PLAUSIBLE_EXTENT_MM[1] else 0.5
+        low = float((weights - weight_slack).max()) * (mass - error) / total_high * factor
+        high = float((weights + weight_slack).max()) * (mass + error) / max(total_low, 1e-12) * factor
+        if low < rule.low_confidence <= high:
+            mark(i)  # low_confidence could flip (were this run the winner)
+    return uncertain
 
 
 class _SliceCache:
@@ -270,8 +339,18 @@ def score_coarse_to_fine(
             continue
         if mode != "mixed":
             break
+        filled = fill_unscored(probabilities, scored)
+        bounds = probability_bounds(filled, rescored & scored, plan.bf16_logit_error)
+        # an unscored slice is interpolated from scored neighbours: it moves at most as they do
+        known = np.flatnonzero(scored)
+        bounds[~scored] = np.maximum(np.interp(np.flatnonzero(~scored), known, bounds[known]), 0.0) if known.size else 0.0
+        uncertain = uncertain_slices(filled, bounds, thickness, rule)
+        if not uncertain.any():
+            break  # float32 would give the same answer
+        # the raw slices that reach the uncertain smoothed values
+        reaching = np.convolve(uncertain.astype(float), np.ones(2 * reach + 1), mode="same") > 0
         band = (probabilities >= plan.fp32_band) & (probabilities <= 1.0 - plan.fp32_band)
-        fragile = np.flatnonzero(windows & band & ~rescored)
+        fragile = np.flatnonzero(windows & reaching & band & ~rescored)
         if fragile.size == 0:
             break
         score(fragile, exact)

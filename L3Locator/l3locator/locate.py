@@ -92,6 +92,14 @@ def find_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
+def smooth(values: np.ndarray, slice_thickness_mm: float, rule: LocateRule = LocateRule()) -> np.ndarray:
+    """Step 1 of the rule: Gaussian smoothing with sigma ``rule.smoothing_mm`` (float64; linear,
+    with non-negative weights, so it also maps per-slice error bounds to smoothed ones)."""
+    sigma = rule.smoothing_mm / slice_thickness_mm
+    values = np.asarray(values, dtype=np.float64)
+    return gaussian_filter1d(values, sigma, mode="nearest") if sigma >= 0.25 else values.copy()
+
+
 def locate_l3(
     probabilities: np.ndarray,
     slice_thickness_mm: float,
@@ -109,8 +117,7 @@ def locate_l3(
         raise ValueError("probabilities must be a non-empty 1D array")
     if slice_thickness_mm <= 0:
         raise ValueError("slice thickness must be positive")
-    sigma = rule.smoothing_mm / slice_thickness_mm
-    smoothed = gaussian_filter1d(p, sigma, mode="nearest") if sigma >= 0.25 else p.copy()
+    smoothed = smooth(p, slice_thickness_mm, rule)
     runs = find_runs(smoothed >= rule.threshold)
     masses = [float(smoothed[a : b + 1].sum()) * slice_thickness_mm for a, b in runs]
 

@@ -17,8 +17,10 @@ from scipy.ndimage import gaussian_filter1d
 from l3locator.cli import main
 from l3locator.fast_scoring import (
     SamplingPlan,
+    uncertain_slices,
     coarse_step_slices,
     fill_unscored,
+    probability_bounds,
     resolve_precision,
     run_windows,
     score_coarse_to_fine,
@@ -154,6 +156,46 @@ def test_mixed_precision_rescores_the_unsaturated_window_slices_in_fp32(case):
     if reference.l3_found:  # the drift matters: bf16 alone moves the run's edges
         assert mixed.rescored.any()
         assert find_l3(volume, drifting, precision="bf16").l3_slice_range != reference.l3_slice_range
+
+
+def test_small_bf16_drift_is_certified_without_an_fp32_pass_and_gives_the_same_answer(case):
+    volume, model, curve = case
+    steady = L3Model(OracleNet(model.network.keys, curve, bf16_drift=0.1).eval(), model.preprocessing, arch="oracle")
+    reference = find_l3(volume, steady, exhaustive=True)
+    answer = find_l3(volume, steady, precision="mixed")
+    assert (answer.l3_slice_index, answer.l3_slice_range, answer.flags) == (reference.l3_slice_index, reference.l3_slice_range, reference.flags)
+    trusting = score_coarse_to_fine(steady, volume, precision="mixed", plan=SamplingPlan(bf16_logit_error=0.0))
+    assert not trusting.rescored.any()  # a zero bound always certifies
+    careful = score_coarse_to_fine(steady, volume, precision="mixed", plan=SamplingPlan(bf16_logit_error=5.0))
+    if careful.strategy == "coarse-to-fine" and reference.l3_found:
+        assert careful.rescored.any()  # a huge bound certifies nothing near a run
+
+
+def test_probability_bounds_and_certainty_of_an_answer():
+    p = np.array([0.5, 0.99, 0.01, 0.5])
+    bounds = probability_bounds(p, np.array([False, False, False, True]), 0.3)
+    assert bounds[0] == pytest.approx(1 / (1 + np.exp(-0.3)) - 0.5) and bounds[3] == 0.0
+    assert bounds[1] < 0.004 and bounds[2] < 0.004  # saturated slices hardly move (about p (1 - p) x 0.3)
+    curve = np.full(60, 0.02)
+    curve[20:33] = 0.98  # odd length: the centre is a whole slice
+    rule = LocateRule()
+
+    def certain(values, bounds):
+        return not uncertain_slices(values, bounds, 2.5, rule).any()
+
+    assert certain(curve, probability_bounds(curve, np.zeros(60, bool), 0.3))
+    assert not certain(curve, np.full(60, 0.5))  # anything could happen
+    errors = (0.0, 0.3, 0.6, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 8.0)
+    verdicts = [certain(curve, probability_bounds(curve, np.zeros(60, bool), e)) for e in errors]
+    assert verdicts[0] and not verdicts[-1] and verdicts == sorted(verdicts, reverse=True)  # wider bounds never certify more
+    first_doubt = errors[verdicts.index(False)]
+    marked = uncertain_slices(curve, probability_bounds(curve, np.zeros(60, bool), first_doubt), 2.5, rule)
+    assert marked.any() and not marked[:10].any() and not marked[45:].any()  # near the run, not far from it
+    tie = np.full(60, 0.02)
+    tie[20:30] = 0.98  # symmetric run: its centre is exactly 24.5, half-way between two slices
+    assert certain(tie, np.zeros(60))
+    marked = uncertain_slices(tie, np.full(60, 1e-4), 2.5, rule)  # the slightest change could round it either way
+    assert marked[22:28].all()  # the whole run is marked
 
 
 def test_exhaustive_switch_scores_every_slice_in_fp32(case):
