@@ -34,13 +34,10 @@ the bfloat16 answer is the float32 answer and no float32 pass is run. Otherwise 
 slices within the smoothing's reach of an uncertain value whose bfloat16 probability is not
 saturated (between ``fp32_band`` and ``1 - fp32_band``) are re-scored in float32, and the
 refinement repeats until the windows are stable and the answer is certain (or nothing is left
-to re-score). bfloat16 moves a logit by up to about 0.2 (0.08–0.18
-measured with the shipped ResNet18 on 28 scans) and so a probability by about
-``p (1 - p) x 0.2``: a saturated slice left in bfloat16 moves by 2e-3 at most, the slices at a
-run's edges (where the smoothed curve crosses the threshold) are float32's, and the L3 slice is
-float32's except in a near-tie. On the accuracy benchmark's 24 held-out phantoms and 4 real
-scans, bfloat16 alone changed one L3 range with a ResNet18 trained for the measurement (none
-with the shipped model); ``"mixed"`` none with either.
+to re-score). The bound is empirical: bfloat16 moved the log-odds by 0.08–0.18 with the
+shipped ResNet18 on 28 scans; bfloat16 alone (no check) once changed an L3 range there with a
+ResNet18 trained for the measurement, ``"mixed"`` never (``bench/results/speed.md`` checks the
+answers on every run).
 ``"auto"`` is ``"mixed"`` where bfloat16 is native on a CPU, else ``"fp32"``; ``"bf16"`` skips the
 float32 pass (measurement only). Within float32, batching and memory layout change
 probabilities by about 1e-6.
