@@ -13,6 +13,10 @@ real scans; its per-slice probabilities are then turned into one slice by two ru
 Give models that differ in one thing (e.g. the same training recipe with ``--channel-mode repeat``,
 the paper's input, and ``--channel-mode neighbors``, 2.5D) to read the effect of that thing.
 
+The rules are applied to the probabilities alone: without the pipeline's anatomical check
+(``l3locator.anatomy``), which ``bench/accuracy.py`` includes, so "negatives flagged" here counts
+what each rule does by itself.
+
 ``real no-L3 slices called L3``: the share of the slices of the real scans without L3 whose raw
 probability is at least 0.5 (how often the model mistakes real thoracic anatomy for L3; a
 continuous view of what "negatives flagged" counts per scan).

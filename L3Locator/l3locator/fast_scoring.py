@@ -53,6 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.ndimage import maximum_filter1d
 
 from .inference import SliceClassifier, native_bf16
 from .locate import PLAUSIBLE_EXTENT_MM, LocateRule, find_runs, locate_l3, smooth
@@ -225,11 +226,11 @@ def uncertain_slices(probabilities: np.ndarray, bounds: np.ndarray, slice_thickn
     for i, ((first, last), mass, error) in enumerate(zip(runs, masses, mass_slack)):
         if abs(mass - rule.min_mass_mm) <= error:
             mark(i)
-        for j in range(len(runs)):
-            if j != i and abs(mass - masses[j]) <= error + mass_slack[j]:
-                mark(i, j)  # which run is heavier could change
-            if j != i and abs(masses[j] - rule.rival_fraction * mass) <= mass_slack[j] + rule.rival_fraction * error:
-                mark(i, j)  # multiple_candidates could flip
+        for j in (j for j in range(len(runs)) if j != i):
+            heavier_could_flip = abs(mass - masses[j]) <= error + mass_slack[j]
+            rival_could_flip = abs(masses[j] - rule.rival_fraction * mass) <= mass_slack[j] + rule.rival_fraction * error
+            if heavier_could_flip or rival_could_flip:
+                mark(i, j)  # which run wins, or multiple_candidates, could change
         index = np.arange(first, last + 1)
         weights, weight_slack = smoothed[first : last + 1], slack[first : last + 1]
         centre = float(np.sum(index * weights) / weights.sum())
@@ -336,16 +337,12 @@ def score_coarse_to_fine(
             continue
         if mode != "mixed":
             break
-        filled = fill_unscored(probabilities, scored)
-        bounds = probability_bounds(filled, rescored & scored, plan.bf16_logit_error)
-        # an unscored slice is interpolated from scored neighbours: it moves at most as they do
-        known = np.flatnonzero(scored)
-        bounds[~scored] = np.maximum(np.interp(np.flatnonzero(~scored), known, bounds[known]), 0.0) if known.size else 0.0
-        uncertain = uncertain_slices(filled, bounds, thickness, rule)
+        # an unscored slice is interpolated from scored neighbours, so its bound is theirs, interpolated
+        bounds = fill_unscored(probability_bounds(probabilities, rescored, plan.bf16_logit_error), scored)
+        uncertain = uncertain_slices(fill_unscored(probabilities, scored), bounds, thickness, rule)
         if not uncertain.any():
             break  # float32 would give the same answer
-        # the raw slices that reach the uncertain smoothed values
-        reaching = np.convolve(uncertain.astype(float), np.ones(2 * reach + 1), mode="same") > 0
+        reaching = maximum_filter1d(uncertain, size=2 * reach + 1, mode="constant")  # raw slices that reach them
         band = (probabilities >= plan.fp32_band) & (probabilities <= 1.0 - plan.fp32_band)
         fragile = np.flatnonzero(windows & reaching & band & ~rescored)
         if fragile.size == 0:
