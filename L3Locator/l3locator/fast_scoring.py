@@ -8,7 +8,8 @@ L3-like evidence need a score; the rest only need to be shown to hold none.
 Plan (distances along the axial axis):
 
 1. **Coarse**: score every ``step``-th slice, ``step = floor(coarse_step_mm / slice thickness)``,
-   and the last slice. The default 8 mm samples an L3 body (25–40 mm tall) at least 3 times.
+   and the last slice. The default 12 mm samples an L3 body (25–40 mm tall) at least twice (a
+   2.5D model's run of high probability is taller still: its inputs see L3 from slices around it).
 2. **Refine**, repeated until nothing is missing. Fill unscored slices by linear interpolation
    between the nearest scored ones, apply the locate rule's smoothing, and then require:
 
@@ -30,9 +31,10 @@ bfloat16 log-odds off by at most ``bf16_logit_error``, each probability lies in 
 and (the rule being linear smoothing, sums and ratios) so does every quantity the answer is made
 of: each smoothed value's side of the threshold, the runs' masses and their order, the centre's
 rounding, and the comparisons behind the flags (:func:`uncertain_slices`). If none can change,
-the bfloat16 answer is the float32 answer and no float32 pass is run. Otherwise the run-window
+the bfloat16 answer is the float32 answer and no float32 pass is run. Otherwise run-window
 slices within the smoothing's reach of an uncertain value whose bfloat16 probability is not
-saturated (between ``fp32_band`` and ``1 - fp32_band``) are re-scored in float32, and the
+saturated (between ``fp32_band`` and ``1 - fp32_band``) are re-scored in float32, one batch at
+a time, those that can move an uncertain value most first (:func:`influence`), and the
 refinement repeats until the windows are stable and the answer is certain (or nothing is left
 to re-score). The bound is empirical: bfloat16 moved the log-odds by 0.08–0.18 with the
 shipped ResNet18 on 28 scans; bfloat16 alone (no check) once changed an L3 range there with a
@@ -53,13 +55,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.ndimage import maximum_filter1d
 
 from .inference import SliceClassifier, native_bf16
 from .locate import PLAUSIBLE_EXTENT_MM, LocateRule, find_runs, locate_l3, smooth
 from .modelfile import L3Model
 from .preprocessing import assemble_inputs, neighbor_offset_slices, preprocess_slices
-from .scoring import Cancelled, ProgressCallback, pick_device
+from .scoring import Cancelled, ProgressCallback, default_batch_size, pick_device
 from .volume import CTVolume
 
 PRECISIONS = ("auto", "fp32", "bf16", "mixed")
@@ -72,8 +73,10 @@ class SamplingPlan:
     """Settings of coarse-to-fine scoring (mm along the axial axis, probabilities).
 
     Attributes:
-        coarse_step_mm: distance between coarse samples; at most a third of the shortest L3
-            (25 mm) so L3 is sampled at least 3 times. Below the slice thickness: every slice.
+        coarse_step_mm: distance between coarse samples; at most half the shortest L3 (25 mm)
+            so L3 is sampled at least twice, and a sample at its edge (``suspicion``) has its
+            gaps scored. Below the slice thickness: every slice. (8 mm scored 14 % more slices
+            than 12 mm on the benchmark's 29 scans, with the same answers.)
         suspicion: a scored slice with at least this probability has its unscored neighbours
             (up to one coarse step away) scored too. Below the rule's threshold, so a run is
             looked for before it shows in the interpolated curve.
@@ -87,7 +90,7 @@ class SamplingPlan:
             measurement: about 0.07); 0 trusts bfloat16 fully.
     """
 
-    coarse_step_mm: float = 8.0
+    coarse_step_mm: float = 12.0
     suspicion: float = 0.25
     min_saving: float = 0.25
     fp32_band: float = 0.01
@@ -156,16 +159,35 @@ def coarse_step_slices(slice_thickness_mm: float, plan: SamplingPlan = SamplingP
     return max(1, int(np.floor(plan.coarse_step_mm / slice_thickness_mm + 1e-9)))
 
 
-def smoothing_reach(num_slices: int, slice_thickness_mm: float, rule: LocateRule = LocateRule()) -> int:
-    """How many slices away a raw probability still changes a smoothed one under ``rule``.
+def smoothing_weights(num_slices: int, slice_thickness_mm: float, rule: LocateRule = LocateRule()) -> np.ndarray:
+    """Weight of a raw probability in the smoothed value ``d`` slices away under ``rule``, for
+    ``d = 0 .. reach`` (the last non-zero weight; capped at ``num_slices``).
 
     Measured on the rule itself (the smoothing of an impulse by :func:`locate_l3`), so it stays
-    right if the rule's smoothing changes. Capped at ``num_slices``.
+    right if the rule's smoothing changes.
     """
     impulse = np.zeros(2 * num_slices + 1)
     impulse[num_slices] = 1.0
-    smoothed = locate_l3(impulse, slice_thickness_mm, rule).smoothed
-    return int(np.abs(np.flatnonzero(smoothed) - num_slices).max())
+    weights = locate_l3(impulse, slice_thickness_mm, rule).smoothed[num_slices:]
+    return weights[: int(np.flatnonzero(weights).max()) + 1]
+
+
+def smoothing_reach(num_slices: int, slice_thickness_mm: float, rule: LocateRule = LocateRule()) -> int:
+    """How many slices away a raw probability still changes a smoothed one under ``rule``."""
+    return len(smoothing_weights(num_slices, slice_thickness_mm, rule)) - 1
+
+
+def influence(uncertain: np.ndarray, bounds: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per raw slice, the most its bound can move one ``uncertain`` smoothed value:
+    ``bounds[j] * max(weights[|i - j|] for uncertain i)`` (0 beyond the smoothing's reach)."""
+    n = len(uncertain)
+    nearest = np.zeros(n)
+    for d, weight in enumerate(weights[:n]):
+        near = uncertain.copy()
+        near[d:] |= uncertain[: n - d]
+        near[: n - d] |= uncertain[d:]
+        nearest = np.maximum(nearest, np.where(near, weight, 0.0))
+    return nearest * bounds
 
 
 def fill_unscored(probabilities: np.ndarray, scored: np.ndarray) -> np.ndarray:
@@ -271,7 +293,7 @@ def score_coarse_to_fine(
     rule: LocateRule = LocateRule(),
     plan: SamplingPlan = SamplingPlan(),
     precision: str = "auto",
-    batch_size: int = 32,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
@@ -283,6 +305,8 @@ def score_coarse_to_fine(
             decide which slices are needed).
         plan: sampling settings.
         precision: ``"auto"``, ``"fp32"``, ``"mixed"`` or ``"bf16"`` (module docstring).
+        batch_size: slices per network call; None: :func:`~l3locator.scoring.default_batch_size`
+            for each precision.
         progress: called as ``progress(done, planned)`` after each batch, counting network
             evaluations; ``planned`` grows when a round adds slices, and the last call has
             ``done == planned``.
@@ -292,7 +316,8 @@ def score_coarse_to_fine(
     dev = pick_device(device)
     mode = resolve_precision(precision, dev)
     step = coarse_step_slices(thickness, plan)
-    reach = smoothing_reach(n, thickness, rule)
+    weights = smoothing_weights(n, thickness, rule)
+    reach = len(weights) - 1
     every_slice = step < 2 or n / step + L3_RUN_MM / thickness + 2 * reach + 2 > (1.0 - plan.min_saving) * n
     if every_slice and mode == "mixed":
         mode = "fp32"
@@ -309,10 +334,11 @@ def score_coarse_to_fine(
     def score(indices: np.ndarray, classify: SliceClassifier) -> None:
         nonlocal done
         planned = done + len(indices)
-        for start in range(0, len(indices), batch_size):
+        size = batch_size or default_batch_size(model, dev, classify.precision)
+        for start in range(0, len(indices), size):
             if should_cancel is not None and should_cancel():
                 raise Cancelled("cancelled by the user")
-            batch = indices[start : start + batch_size]
+            batch = indices[start : start + size]
             needed = batch if config.channel_mode == "repeat" else np.concatenate((batch, np.clip(batch - offset, 0, n - 1), np.clip(batch + offset, 0, n - 1)))
             cache.ensure(needed)
             probabilities[batch] = classify(assemble_inputs(cache.images, batch, config, thickness, volume.superior_step))
@@ -342,11 +368,14 @@ def score_coarse_to_fine(
         uncertain = uncertain_slices(fill_unscored(probabilities, scored), bounds, thickness, rule)
         if not uncertain.any():
             break  # float32 would give the same answer
-        reaching = maximum_filter1d(uncertain, size=2 * reach + 1, mode="constant")  # raw slices that reach them
         band = (probabilities >= plan.fp32_band) & (probabilities <= 1.0 - plan.fp32_band)
-        fragile = np.flatnonzero(windows & reaching & band & ~rescored)
+        weight = influence(uncertain, bounds, weights)
+        fragile = np.flatnonzero(windows & band & ~rescored & (weight > 0))
         if fragile.size == 0:
             break
-        score(fragile, exact)
+        # the slices that can move an uncertain value most first, a batch per round: often a
+        # few of them settle it
+        fragile = fragile[np.argsort(-weight[fragile], kind="stable")][: batch_size or default_batch_size(model, dev, "fp32")]
+        score(np.sort(fragile), exact)
         rescored[fragile] = True
     return ScoredCurve(fill_unscored(probabilities, scored), scored, rescored, mode, "coarse-to-fine")

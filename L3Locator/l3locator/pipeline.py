@@ -121,7 +121,7 @@ def find_l3(
     model: L3Model | str | os.PathLike | None = None,
     *,
     device: str | torch.device | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     rule: LocateRule | None = None,
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
@@ -140,7 +140,7 @@ def find_l3(
     The result's ``slice_probabilities`` has one value per slice either way. ``scored_slices``
     lists the slices the model actually scored, or is None when it scored every slice; an
     unscored slice's value is the linear interpolation between the nearest scored slices on
-    either side (which both lie below 0.25, and less than 8 mm apart), so the curve plots and
+    either side (which both lie below 0.25, and at most 12 mm apart), so the curve plots and
     reads as the model's evidence with the peaks measured. ``extra["scoring"]`` records the
     strategy, precision and the numbers of slices scored and re-scored in float32.
 
@@ -148,7 +148,8 @@ def find_l3(
         source: a DICOM folder, NIfTI or NRRD path, or an already loaded :class:`CTVolume`.
         model: an :class:`L3Model`, a model file path, or None for the shipped default model.
         device: ``"cpu"``, ``"cuda"``...; None picks CUDA when present.
-        batch_size: slices per network call.
+        batch_size: slices per network call; None: the fastest for the model and device
+            (:func:`~l3locator.scoring.default_batch_size`).
         rule: the locate rule (also steers which slices the fast path scores); None: the
             model's own (:attr:`L3Model.locate_rule`, stored in its file).
         progress: called as ``progress(done, total)`` while slices are scored (on the fast path

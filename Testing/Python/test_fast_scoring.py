@@ -20,20 +20,23 @@ from l3locator.fast_scoring import (
     uncertain_slices,
     coarse_step_slices,
     fill_unscored,
+    influence,
     probability_bounds,
     resolve_precision,
     run_windows,
     score_coarse_to_fine,
     smoothing_reach,
+    smoothing_weights,
     suspicious_neighbourhoods,
 )
 from l3locator.inference import SliceClassifier
 from l3locator.locate import LocateRule, find_runs, locate_l3
 from l3locator.modelfile import L3Model
 from l3locator.phantom import generate_phantom
-from l3locator.pipeline import find_l3
+from l3locator.pipeline import find_l3, result_from_probabilities
 from l3locator.preprocessing import PreprocessingConfig, assemble_inputs, preprocess_volume
 from l3locator.scoring import Cancelled, score_volume
+from l3locator.volume import CTVolume
 from l3locator.writing import write_nifti
 
 THUMB = 8
@@ -144,14 +147,14 @@ def test_mixed_precision_rescores_the_unsaturated_window_slices_in_fp32(case):
     volume, model, curve = case
     drifting = L3Model(OracleNet(model.network.keys, curve, bf16_drift=1.0).eval(), model.preprocessing, arch="oracle")
     reference = find_l3(volume, drifting, exhaustive=True)
-    mixed = score_coarse_to_fine(drifting, volume, precision="mixed")
+    mixed = score_coarse_to_fine(drifting, volume, precision="mixed", plan=SamplingPlan(bf16_logit_error=1.01))  # bounds the drift
     assert mixed.precision == "mixed"
     # every scored slice is float32's where rescored, and the drifted bf16 value elsewhere
     fp32 = np.asarray(reference.slice_probabilities)
     bf16 = 1.0 / (1.0 + (1.0 - fp32) / fp32 / np.e)
     expected = np.where(mixed.rescored, fp32, bf16)
     np.testing.assert_allclose(mixed.probabilities[mixed.scored], expected[mixed.scored], atol=1e-5)
-    answer = find_l3(volume, drifting, precision="mixed")
+    answer = result_from_probabilities(volume, mixed.probabilities, model_name="oracle", seconds=0.0)
     assert (answer.l3_slice_index, answer.l3_slice_range, answer.flags) == (reference.l3_slice_index, reference.l3_slice_range, reference.flags)
     if reference.l3_found:  # the drift matters: bf16 alone moves the run's edges
         assert mixed.rescored.any()
@@ -215,6 +218,25 @@ def test_smoothing_reach_matches_the_gaussian_truncation():
     assert smoothing_reach(10, 0.5, rule) == 10  # reach capped at the scan length
 
 
+def test_smoothing_weights_are_the_rules_gaussian():
+    weights = smoothing_weights(500, 1.0, LocateRule(smoothing_mm=4.0))
+    assert len(weights) == 17
+    np.testing.assert_allclose(weights / weights[0], np.exp(-np.arange(17) ** 2 / 32.0), rtol=1e-9)
+    assert abs(weights[0] + 2 * weights[1:].sum() - 1.0) < 1e-12
+
+
+def test_influence_is_the_bound_times_the_heaviest_weight_to_an_uncertain_value():
+    uncertain = np.zeros(20, dtype=bool)
+    uncertain[[5, 8]] = True
+    bounds = np.full(20, 0.5)
+    bounds[9] = 0.0  # an exact (float32) slice moves nothing
+    weights = np.array([0.4, 0.2, 0.1])
+    expected = 0.5 * np.array([0, 0, 0, 0.1, 0.2, 0.4, 0.2, 0.2, 0.4, 0, 0.1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    expected[9] = 0.0
+    np.testing.assert_allclose(influence(uncertain, bounds, weights), expected)
+    assert not influence(np.zeros(20, dtype=bool), bounds, weights).any()
+
+
 def test_windows_reach_past_each_run_and_suspicion_spans_a_step():
     p = np.zeros(300)
     p[100:130] = 0.95
@@ -231,14 +253,16 @@ def test_windows_reach_past_each_run_and_suspicion_spans_a_step():
     np.testing.assert_array_equal(np.flatnonzero(suspicious_neighbourhoods(p, scored, 8, 0.25) & ~windows), np.arange(243, 258))
 
 
-def test_coarse_step_samples_the_shortest_l3_three_times():
-    assert coarse_step_slices(1.0) == 8 and coarse_step_slices(2.5) == 3 and coarse_step_slices(5.0) == 1
-    assert coarse_step_slices(0.625) == 12 and coarse_step_slices(8.0 / 3.0) == 3
+def test_coarse_step_samples_the_shortest_l3_twice():
+    assert coarse_step_slices(1.0) == 12 and coarse_step_slices(2.5) == 4 and coarse_step_slices(5.0) == 2
+    assert coarse_step_slices(0.625) == 19 and coarse_step_slices(12.0 / 5.0) == 5
+    for thickness in (0.5, 0.625, 1.0, 1.25, 2.0, 2.5, 3.0, 5.0):
+        assert 2 * coarse_step_slices(thickness) * thickness <= 25.0
 
 
 def test_short_scans_are_scored_in_full_in_order():
     phantom = generate_phantom(5, shape_ij=(32, 32), slice_thickness_mm=5.0, extent="abdomen")
-    volume = phantom.volume
+    volume = CTVolume(np.ascontiguousarray(phantom.volume.voxels[:30]), phantom.volume.ijk_to_ras)  # 150 mm
     model = L3Model.new("resnet18", PreprocessingConfig(input_size=32))
     seen = []
     result = find_l3(volume, model, batch_size=8, progress=lambda done, total: seen.append((done, total)))
