@@ -26,9 +26,11 @@ Configurations, each run in its own worker process (so peak RSS is its own):
   native); the first call includes the compilation.
 
 Scaling (``--surrogate resnet50:224``, the default): ``baseline``, ``c2f-fp32`` and ``default``
-again with every slice also run through an untrained ResNet50 at 224 px whose output is
-discarded: the answers (so the slices scored) are the model's, the cost about the paper's
-network's. This shows how the speed-up grows with the network's cost without a trained ResNet50.
+(NIfTI and DICOM) again with every slice also run through an untrained ResNet50 at 224 px whose
+output is discarded: the answers (so the slices scored) are the model's, the cost about the
+paper's network's, in the batches the library picks for a 224 px network (8 slices, every
+configuration alike). This shows how the speed-up grows with the network's cost without a
+trained ResNet50.
 
 Warm (the model loaded in a long-lived process, as in Slicer): one untimed run, then the median
 of ``--repeats`` timed runs of reading the file plus ``find_l3``. Cold: a new process
@@ -66,7 +68,7 @@ from l3locator.phantom import generate_phantom
 from l3locator.pipeline import L3Result, find_l3, result_from_probabilities
 from l3locator.preprocessing import PreprocessingConfig
 from l3locator.reading import load_ct
-from l3locator.scoring import score_volume
+from l3locator.scoring import default_batch_size, score_volume
 from l3locator.volume import CTVolume
 from l3locator.writing import write_dicom_series, write_nifti
 
@@ -83,7 +85,7 @@ CONFIGS = (
     ("default", "dicom", "find_l3() default: coarse-to-fine, precision auto"),
 )
 COMPILED = ("c2f-compiled", "nifti", "coarse-to-fine, torch.compile (freezing), precision auto")
-SURROGATE_CONFIGS = tuple(c for c in CONFIGS if c[0] in ("baseline", "c2f-fp32") or c[:2] == ("default", "nifti"))
+SURROGATE_CONFIGS = tuple(c for c in CONFIGS if c[0] in ("baseline", "c2f-fp32", "default"))
 #: A coarse step below any slice thickness makes score_coarse_to_fine score every slice.
 EVERY_SLICE = SamplingPlan(coarse_step_mm=1e-3)
 
@@ -98,17 +100,18 @@ def answer_of(result: L3Result) -> str:
     return f"{result.l3_slice_index} ({result.l3_slice_range[0]}-{result.l3_slice_range[1]})"
 
 
-def find_with(config: str, model: L3Model, volume: CTVolume) -> L3Result:
-    """Score and locate ``volume`` the way configuration ``config`` does."""
+def find_with(config: str, model: L3Model, volume: CTVolume, batch_size: int | None = None) -> L3Result:
+    """Score and locate ``volume`` the way configuration ``config`` does (``batch_size``: None
+    for the library's default)."""
     if config == "baseline":
-        return find_l3(volume, model, exhaustive=True)
+        return find_l3(volume, model, exhaustive=True, batch_size=batch_size)
     if config in ("c2f-fp32", "c2f-bf16"):
-        return find_l3(volume, model, precision=config[4:])
+        return find_l3(volume, model, precision=config[4:], batch_size=batch_size)
     if config in ("default", "c2f-compiled"):
-        return find_l3(volume, model)
+        return find_l3(volume, model, batch_size=batch_size)
     precision = {"all-fp32-cl": "fp32", "all-bf16": "bf16"}[config]
     started = time.perf_counter()
-    curve = score_coarse_to_fine(model, volume, rule=model.locate_rule, plan=EVERY_SLICE, precision=precision)
+    curve = score_coarse_to_fine(model, volume, rule=model.locate_rule, plan=EVERY_SLICE, precision=precision, batch_size=batch_size)
     result = result_from_probabilities(volume, curve.probabilities, model_name=model.name, seconds=time.perf_counter() - started, rule=model.locate_rule)
     result.extra["scoring"] = curve.summary()
     return result
@@ -148,9 +151,13 @@ def run_worker(config: str, model_path: str, scan: str, repeats: int, surrogate:
     ``surrogate`` (``"ARCH:SIZE"``) wraps the network in a :class:`CostSurrogate`.
     """
     model = load_model(model_path)
+    batch_size = None
     if surrogate:
         arch, size = surrogate.split(":")
         model.network = CostSurrogate(model.network, arch, int(size))
+        # batches sized for the bigger network, as the library sizes them for a model of its
+        # input (at 224 px: 8 in every precision), in every configuration alike
+        batch_size = default_batch_size(int(size), torch.device("cpu"), "fp32")
     if config == "c2f-compiled":
         compile_network(model)
 
@@ -158,7 +165,7 @@ def run_worker(config: str, model_path: str, scan: str, repeats: int, surrogate:
         started = time.perf_counter()
         volume = load_ct(scan)
         read = time.perf_counter() - started
-        result = find_with(config, model, volume)
+        result = find_with(config, model, volume, batch_size)
         return time.perf_counter() - started, read, result
 
     first, _, _ = once()
@@ -179,14 +186,16 @@ def run_worker(config: str, model_path: str, scan: str, repeats: int, surrogate:
     }
 
 
-def run_throughput(sizes: list[int], batch: int) -> list[dict]:
-    """Network-only slices/s of ResNet50 and ResNet18 at each input size and backend."""
+def run_throughput(sizes: list[int]) -> list[dict]:
+    """Network-only slices/s of ResNet50 and ResNet18 at each input size and backend, in the
+    batches the library uses for that size and precision."""
     rows = []
     for arch, size in ((arch, size) for arch in ("resnet50", "resnet18") for size in sizes):
         torch.manual_seed(0)
         model = L3Model.new(arch, PreprocessingConfig(input_size=size))
-        x = torch.rand(batch, 3, size, size)
         for backend in ("eager fp32", "fp32 channels-last", "bf16 autocast channels-last"):
+            batch = default_batch_size(size, torch.device("cpu"), "bf16" if backend.startswith("bf16") else "fp32")
+            x = torch.rand(batch, 3, size, size)
             if backend == "eager fp32":
                 network = model.network.eval()
 
@@ -196,10 +205,11 @@ def run_throughput(sizes: list[int], batch: int) -> list[dict]:
             else:
                 call = SliceClassifier(model, "cpu", "fp32" if backend.startswith("fp32") else "bf16")
             call(x)
+            repeats = max(3, 48 // batch)
             started = time.perf_counter()
-            for _ in range(3):
+            for _ in range(repeats):
                 call(x)
-            rows.append({"arch": arch, "input": size, "backend": backend, "slices_per_s": 3 * batch / (time.perf_counter() - started)})
+            rows.append({"arch": arch, "input": size, "backend": backend, "batch": batch, "slices_per_s": repeats * batch / (time.perf_counter() - started)})
     return rows
 
 
@@ -343,11 +353,13 @@ def write_report(output: Path, header: list[str], timed: list[Timed], surrogate:
         arch, size = surrogate_spec.split(":")
         lines += [f"## Scaling: the same answers at the cost of an untrained {arch} at {size} px (warm)", "",
                   f"Each slice also runs through an untrained {arch} at {size} px (output discarded), so the slices scored "
-                  "are the model's but the cost is about the bigger network's: how the speed-up grows with the network.", "",
+                  "are the model's but the cost is about the bigger network's: how the speed-up grows with the network. "
+                  f"Every configuration here, baseline included, runs in batches of {default_batch_size(int(size), torch.device('cpu'))} "
+                  f"slices, what the library picks for a {size} px network.", "",
                   *timed_table(surrogate), ""]
     if throughput:
-        lines += ["## Network alone (random inputs, batch 16)", "",
-                  *table(["arch", "input px", "backend", "slices/s"], [[r["arch"], r["input"], r["backend"], f"{r['slices_per_s']:.1f}"] for r in throughput]), ""]
+        lines += ["## Network alone (random inputs, the library's batch size)", "",
+                  *table(["arch", "input px", "backend", "batch", "slices/s"], [[r["arch"], r["input"], r["backend"], r["batch"], f"{r['slices_per_s']:.1f}"] for r in throughput]), ""]
     if acceptance:
         matched = sum(r["match"] for r in acceptance)
         lines += [f"## Same answer as exhaustive fp32: {matched}/{len(acceptance)} cases", "",
@@ -386,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_worker(config, model_path, scan, int(repeats), *surrogate)))
         return 0
     if args.throughput_worker:
-        print(json.dumps(run_throughput([int(s) for s in args.throughput_worker], 16)))
+        print(json.dumps(run_throughput([int(s) for s in args.throughput_worker])))
         return 0
 
     command = "python bench/speed.py " + " ".join(argv if argv is not None else sys.argv[1:])

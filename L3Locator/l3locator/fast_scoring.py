@@ -334,7 +334,7 @@ def score_coarse_to_fine(
     def score(indices: np.ndarray, classify: SliceClassifier) -> None:
         nonlocal done
         planned = done + len(indices)
-        size = batch_size or default_batch_size(model, dev, classify.precision)
+        size = batch_size or default_batch_size(config.input_size, dev, classify.precision)
         for start in range(0, len(indices), size):
             if should_cancel is not None and should_cancel():
                 raise Cancelled("cancelled by the user")
@@ -375,7 +375,7 @@ def score_coarse_to_fine(
             break
         # the slices that can move an uncertain value most first, a batch per round: often a
         # few of them settle it
-        fragile = fragile[np.argsort(-weight[fragile], kind="stable")][: batch_size or default_batch_size(model, dev, "fp32")]
+        fragile = fragile[np.argsort(-weight[fragile], kind="stable")][: batch_size or default_batch_size(config.input_size, dev, "fp32")]
         score(np.sort(fragile), exact)
         rescored[fragile] = True
     return ScoredCurve(fill_unscored(probabilities, scored), scored, rescored, mode, "coarse-to-fine")

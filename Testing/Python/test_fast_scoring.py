@@ -35,7 +35,7 @@ from l3locator.modelfile import L3Model
 from l3locator.phantom import generate_phantom
 from l3locator.pipeline import find_l3, result_from_probabilities
 from l3locator.preprocessing import PreprocessingConfig, assemble_inputs, preprocess_volume
-from l3locator.scoring import Cancelled, score_volume
+from l3locator.scoring import Cancelled, default_batch_size, score_volume
 from l3locator.volume import CTVolume
 from l3locator.writing import write_nifti
 
@@ -216,6 +216,13 @@ def test_smoothing_reach_matches_the_gaussian_truncation():
     assert smoothing_reach(100, 5.0, rule) == 3  # sigma 0.8 slice: int(3.2 + 0.5)
     assert smoothing_reach(100, 20.0, rule) == 0  # sigma below a quarter slice: no smoothing
     assert smoothing_reach(10, 0.5, rule) == 10  # reach capped at the scan length
+
+
+def test_batch_size_shrinks_with_the_input_on_a_cpu():
+    cpu = torch.device("cpu")
+    assert default_batch_size(224, cpu, "fp32") == default_batch_size(224, cpu, "bf16") == 8
+    assert default_batch_size(128, cpu, "bf16") == 16 and default_batch_size(128, cpu, "fp32") == 8
+    assert default_batch_size(224, torch.device("cuda"), "fp32") == 64
 
 
 def test_smoothing_weights_are_the_rules_gaussian():

@@ -26,6 +26,8 @@ def rescale_to_hu(raw: np.ndarray, slope: float = 1.0, intercept: float = 0.0) -
     """
     slope, intercept = float(slope), float(intercept)
     identity = slope == 1.0 and intercept == 0.0
+    if identity and raw.dtype == np.int16:
+        return raw  # HU already: nothing to check or convert
     if raw.dtype.kind in "iub" and slope.is_integer() and intercept.is_integer() and raw.size:
         ends = (float(raw.min()) * slope + intercept, float(raw.max()) * slope + intercept)
         fits = all(_INT16.min <= v <= _INT16.max for v in (*ends, slope, intercept))
