@@ -27,7 +27,7 @@ from l3locator.fast_scoring import (
     score_coarse_to_fine,
     smoothing_reach,
     smoothing_weights,
-    suspicious_neighbourhoods,
+    suspicious_neighbours,
 )
 from l3locator.inference import SliceClassifier
 from l3locator.locate import LocateRule, find_runs, locate_l3
@@ -212,8 +212,8 @@ def test_exhaustive_switch_scores_every_slice_in_fp32(case):
 
 def test_smoothing_reach_matches_the_gaussian_truncation():
     rule = LocateRule(smoothing_mm=4.0)
-    assert smoothing_reach(500, 1.0, rule) == 16  # sigma 4 slices, truncated at 4 sigma
-    assert smoothing_reach(100, 5.0, rule) == 3  # sigma 0.8 slice: int(3.2 + 0.5)
+    assert smoothing_reach(500, 1.0, rule) == 12  # sigma 4 slices, truncated at 3 sigma
+    assert smoothing_reach(100, 5.0, rule) == 2  # sigma 0.8 slice: int(2.4 + 0.5)
     assert smoothing_reach(100, 20.0, rule) == 0  # sigma below a quarter slice: no smoothing
     assert smoothing_reach(10, 0.5, rule) == 10  # reach capped at the scan length
 
@@ -227,8 +227,8 @@ def test_batch_size_shrinks_with_the_input_on_a_cpu():
 
 def test_smoothing_weights_are_the_rules_gaussian():
     weights = smoothing_weights(500, 1.0, LocateRule(smoothing_mm=4.0))
-    assert len(weights) == 17
-    np.testing.assert_allclose(weights / weights[0], np.exp(-np.arange(17) ** 2 / 32.0), rtol=1e-9)
+    assert len(weights) == 13
+    np.testing.assert_allclose(weights / weights[0], np.exp(-np.arange(13) ** 2 / 32.0), rtol=1e-9)
     assert abs(weights[0] + 2 * weights[1:].sum() - 1.0) < 1e-12
 
 
@@ -244,7 +244,7 @@ def test_influence_is_the_bound_times_the_heaviest_weight_to_an_uncertain_value(
     assert not influence(np.zeros(20, dtype=bool), bounds, weights).any()
 
 
-def test_windows_reach_past_each_run_and_suspicion_spans_a_step():
+def test_windows_reach_past_each_run_and_suspicion_reaches_the_neighbours():
     p = np.zeros(300)
     p[100:130] = 0.95
     p[250] = 0.3
@@ -252,12 +252,21 @@ def test_windows_reach_past_each_run_and_suspicion_spans_a_step():
     scored[::8] = True
     scored[100:130] = True
     (first, last), = find_runs(locate_l3(fill_unscored(p, scored), 1.0).smoothed >= 0.5)
-    windows = run_windows(p, scored, 1.0, 16, LocateRule())
-    np.testing.assert_array_equal(np.flatnonzero(windows), np.arange(first - 17, last + 18))
-    near = suspicious_neighbourhoods(p, scored, 8, 0.25)
-    assert not near[250]  # 250 is not scored: its value is not evidence
+    windows = run_windows(p, scored, 1.0, 12, LocateRule())
+    np.testing.assert_array_equal(np.flatnonzero(windows), np.arange(first - 13, last + 14))
+    assert not suspicious_neighbours(p, scored, 0.25)[[249, 251]].any()  # 250 is not scored: its value is not evidence
     scored[250] = True
-    np.testing.assert_array_equal(np.flatnonzero(suspicious_neighbourhoods(p, scored, 8, 0.25) & ~windows), np.arange(243, 258))
+    np.testing.assert_array_equal(np.flatnonzero(suspicious_neighbours(p, scored, 0.25) & ~windows), [249, 251])
+
+
+def test_suspicion_is_followed_to_the_first_slices_below_it_each_way():
+    p = np.zeros(100)
+    p[37:45] = 0.4  # evidence between two coarse samples (32 and 48), seen by one of them
+    scored = np.zeros(100, dtype=bool)
+    scored[::8] = True
+    while (missing := suspicious_neighbours(p, scored, 0.25) & ~scored).any():
+        scored |= missing
+    np.testing.assert_array_equal(np.flatnonzero(scored), sorted({*range(0, 100, 8), *range(36, 46)}))
 
 
 def test_coarse_step_samples_the_shortest_l3_twice():
