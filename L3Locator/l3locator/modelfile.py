@@ -25,6 +25,7 @@ import torchvision
 from .atomic import write_atomically
 from .errors import ModelFileError
 from .locate import LocateRule
+from .models import DEFAULT_MODEL_PATH
 from .preprocessing import PreprocessingConfig
 
 FORMAT = "l3locator-model"
@@ -32,7 +33,6 @@ FORMAT_VERSION = 1
 CLASS_NAMES = ("not_L3", "L3")
 #: Architectures a model file may name. ResNet50 is the paper's; ResNet18 serves quick tests.
 ARCHITECTURES = ("resnet50", "resnet18")
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "default.pt"
 
 
 def build_network(arch: str = "resnet50", num_classes: int = len(CLASS_NAMES)) -> torch.nn.Module:
