@@ -1,16 +1,20 @@
 """L3Locator: find the third lumbar vertebra (L3) slice in a CT volume, correct it, export it.
 
 Module, widget, logic and self-test classes in the layout of Slicer's scripted-module template.
-The logic's scene work lives in ``L3LocatorLib.logic`` (Qt-free, shared with the headless batch
-script ``L3LocatorBatch.py``); the L3 search itself is the core library ``l3locator``.
+The logic is a thin composition of ``L3LocatorLib`` (Qt-free): ``models`` (which model, cached),
+``markups`` (the L3 point), ``plot`` (the probability plot), ``export`` and ``cases`` (a
+training case written as a unit), ``dependencies`` (the Python packages, shared with
+L3LocatorTraining). The L3 search itself is the core library ``l3locator``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import qt
 import vtk
 
@@ -25,12 +29,10 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from L3LocatorLib.logic import L3LocatorSceneLogic
-from L3LocatorLib.models import availableModels, userModelsDirectory
-
-#: Python packages L3Locator needs, as a requirements file (ranges, not pins: Slicer users
-#: share one Python environment between extensions).
-REQUIREMENTS_FILE = Path(__file__).resolve().parent / "Resources" / "requirements.txt"
+from L3LocatorLib import export, markups, plot
+from L3LocatorLib.dependencies import ensureDependencies
+from L3LocatorLib.models import ModelCache, availableModels, userModelsDirectory
+from L3LocatorLib.volumes import ctVolumeFromNode
 
 
 #
@@ -97,7 +99,6 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._dependenciesReady = False
         self._busy = False
         self._cancelRequested = False
 
@@ -223,17 +224,11 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.selectModelPath(path)
 
     # --- find L3 ----------------------------------------------------------------------------------
-    def ensureDependencies(self) -> bool:
-        """Install missing Python packages the first time they are needed (asking first)."""
-        if not self._dependenciesReady:
-            self._dependenciesReady = ensurePythonRequirements(REQUIREMENTS_FILE, requester="L3Locator")
-        return self._dependenciesReady
-
     def onFindL3(self) -> None:
         with slicer.util.tryWithErrorDisplay("Find L3 failed."):
-            if not self.ensureDependencies():
+            if not ensureDependencies("L3Locator"):
                 return
-            from l3locator.scoring import Cancelled
+            from l3locator.engine import Cancelled
 
             volumeNode = self._parameterNode.inputVolume
             self.setBusy(True, f"Scoring the slices of {volumeNode.GetName()}…")
@@ -246,7 +241,7 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             finally:
                 self.setBusy(False)
-            self.ui.resultLabel.text = self.logic.resultText(result)
+            self.ui.resultLabel.text = "\n".join([self.logic.resultText(result), *result.warnings])
             self._parameterNode.l3Markup = self.logic.getL3Markup(volumeNode)
             slicer.util.setSliceViewerLayers(background=volumeNode, fit=True)
             self.onJumpToL3()
@@ -290,7 +285,7 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # --- export -----------------------------------------------------------------------------------
     def onExportLabel(self) -> None:
         with slicer.util.tryWithErrorDisplay("Export label failed."):
-            if not self.ensureDependencies():
+            if not ensureDependencies("L3Locator"):
                 return
             node = self._parameterNode
             folder = str(node.trainingFolder) if node.trainingFolder else ""
@@ -302,12 +297,13 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 folder,
                 caseName=node.caseName or None,
                 annotator=node.annotator or None,
-                overwrite=node.overwriteExisting,
+                replace=node.overwriteExisting,
             )
             label = exported.label
+            replaced = f"; replaced {', '.join(exported.replaced)}" if exported.replaced else ""
             self.ui.exportStatusLabel.text = (
                 f"Exported {label.case}: L3 slice {label.l3_slice_index} (range {label.l3_slice_range[0]}–"
-                f"{label.l3_slice_range[1]}), source {label.source}, to {exported.labelPath.parent}"
+                f"{label.l3_slice_range[1]}), source {label.source}, to {exported.labelPath.parent}{replaced}"
             )
 
 
@@ -316,92 +312,48 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 #
 
 
-class L3LocatorLogic(ScriptedLoadableModuleLogic, L3LocatorSceneLogic):
-    """Module logic: Slicer's parameter node handling plus :class:`L3LocatorSceneLogic` (find,
-    show, correct and export L3 in the scene). Usable without the widget; no Qt."""
+class L3LocatorLogic(ScriptedLoadableModuleLogic):
+    """Find, show, correct and export L3 in the scene; usable without the widget, no Qt.
+
+    A thin composition of ``L3LocatorLib``: the model cache (:class:`~L3LocatorLib.models.ModelCache`),
+    the L3 point (:mod:`L3LocatorLib.markups`), the probability plot (:mod:`L3LocatorLib.plot`)
+    and the export (:mod:`L3LocatorLib.export`).
+    """
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
+        self.models = ModelCache()
 
     def getParameterNode(self):
         return L3LocatorParameterNode(super().getParameterNode())
 
+    def findL3(self, volumeNode, model=None, *, device: str | None = None, progress=None, shouldCancel=None):
+        """Score the slices of ``volumeNode`` with ``model`` (an ``L3Model``, a file, or None for
+        the shipped default), then show the answer: the L3 point (removed when no L3 is found)
+        and the probability plot. Returns the core's ``L3Result``.
 
-#
-# Python dependencies
-#
+        Raises:
+            l3locator.L3LocatorError: unusable volume or model (``l3locator.engine.Cancelled``
+                when ``shouldCancel`` returned True); the scene is left unchanged then.
+        """
+        from l3locator import L3Model, find_l3
 
+        volume = ctVolumeFromNode(volumeNode)
+        l3model = model if isinstance(model, L3Model) else self.models.load(model)
+        result = find_l3(volume, l3model, device=device, progress=progress, should_cancel=shouldCancel)
+        if result.l3_found:
+            markups.placeL3Markup(volumeNode, result.l3_slice_index, result=result, volume=volume)
+        else:
+            markups.removeL3Markup(volumeNode)
+        plot.updateProbabilityPlot(volumeNode, result)
+        logging.info("L3Locator: %s", markups.resultText(result))
+        return result
 
-def requirementLines(requirementsFile: Path) -> list[str]:
-    """The requirement specifiers in a requirements file (comments, blanks and options dropped)."""
-    lines = []
-    for line in Path(requirementsFile).read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-"):
-            lines.append(line)
-    return lines
-
-
-def _requirementSatisfied(requirement) -> bool:
-    """Whether an installed distribution satisfies a ``packaging`` requirement (before Slicer 5.11)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(requirement.name) in requirement.specifier
-    except PackageNotFoundError:
-        return False
-
-
-def ensurePythonRequirements(requirementsFile: Path, requester: str) -> bool:
-    """Make sure the packages of ``requirementsFile`` are installed, asking the user before
-    installing anything. Returns False when the user declined (after telling them what is missing).
-
-    * torch and torchvision through the PyTorch extension's ``PyTorchUtils`` when it is installed
-      (it picks the CUDA or CPU build that fits the computer), else like any other package;
-    * everything through ``slicer.packaging.pip_ensure`` (Slicer >= 5.11), or, on older Slicer,
-      ``slicer.util.pip_install`` of the missing ones after a confirmation.
-    """
-    from packaging.requirements import Requirement
-
-    requirements = [Requirement(line) for line in requirementLines(requirementsFile)]
-    byName = {requirement.name.lower(): requirement for requirement in requirements}
-    try:
-        import PyTorchUtils
-    except ModuleNotFoundError:
-        PyTorchUtils = None
-    if PyTorchUtils is not None and "torch" in byName:
-        torchLogic = PyTorchUtils.PyTorchUtilsLogic()
-        if not torchLogic.torchInstalled():
-            torch = torchLogic.installTorch(
-                askConfirmation=True,
-                torchVersionRequirement=str(byName["torch"].specifier),
-                torchvisionVersionRequirement=str(byName["torchvision"].specifier) if "torchvision" in byName else "",
-            )
-            if torch is None:
-                slicer.util.warningDisplay(f"{requester} needs PyTorch; it was not installed.")
-                return False
-    try:
-        from slicer.packaging import load_requirements, pip_ensure
-    except ImportError:  # Slicer < 5.11
-        missing = [str(requirement) for requirement in requirements if not _requirementSatisfied(requirement)]
-        if not missing:
-            return True
-        if not slicer.util.confirmOkCancelDisplay(
-            f"{requester} needs these Python packages, which will be downloaded and installed now "
-            "(this can take several minutes):\n\n" + "\n".join(missing),
-            windowTitle=f"{requester}: install Python packages",
-        ):
-            slicer.util.warningDisplay(f"{requester} cannot run without: {', '.join(missing)}.")
-            return False
-        with slicer.util.tryWithErrorDisplay("Installing the Python packages failed.", waitCursor=True):
-            slicer.util.pip_install(missing)
-        return True
-    try:
-        pip_ensure(load_requirements(requirementsFile), requester=requester)
-    except RuntimeError:  # the user declined
-        slicer.util.warningDisplay(f"{requester} cannot run without its Python packages ({', '.join(map(str, requirements))}).")
-        return False
-    return True
+    resultText = staticmethod(markups.resultText)
+    getL3Markup = staticmethod(markups.getL3Markup)
+    prepareManualL3Markup = staticmethod(markups.prepareManualL3Markup)
+    getProbabilityChart = staticmethod(plot.getProbabilityChart)
+    exportLabel = staticmethod(export.exportCase)
 
 
 #
@@ -409,12 +361,39 @@ def ensurePythonRequirements(requirementsFile: Path, requester: str) -> bool:
 #
 
 
-class L3LocatorTest(ScriptedLoadableModuleTest):
-    """Self-test on a synthetic phantom with an untrained model: no download, runs in a minute.
+def syntheticCT(numSlices: int = 40, name: str = "L3LocatorSyntheticCT"):
+    """A small CT-like volume node (HU; 5 mm slices of 48 x 48 voxels of 0.8 mm): air, a soft
+    tissue body and a bone block, enough to pass the core's CT checks. No anatomy: a model's
+    answer on it means nothing, so the self-test uses models with a fixed answer."""
+    voxels = np.full((numSlices, 48, 48), -1000, dtype=np.int16)
+    voxels[:, 6:42, 4:44] = 40
+    voxels[:, 20:30, 18:30] = 700
+    ijkToRAS = np.diag([0.8, 0.8, 5.0, 1.0])
+    ijkToRAS[:3, 3] = (-19.0, -19.0, -100.0)
+    return slicer.util.addVolumeFromArray(voxels, ijkToRAS, name=name)
 
-    An untrained model's answer is random, so the checks are on structure and geometry: one
-    probability per slice in the plot table, the markup on the requested slice (RAS → IJK), the
-    ``.mrk.json`` round trip, and the exported case read back by the core library.
+
+def fixedAnswerModel(l3Logit: float):
+    """A tiny untrained network whose answer is the same for every slice: zero last-layer weights
+    and class logits (-x, +x), so its L3 probability is sigmoid(2x) everywhere. Large positive:
+    every slice is L3; large negative: none is."""
+    import torch
+
+    from l3locator import L3Model, PreprocessingConfig
+
+    model = L3Model.new("resnet18", PreprocessingConfig(input_size=32))
+    with torch.no_grad():
+        model.network.fc.weight.zero_()
+        model.network.fc.bias.copy_(torch.tensor([-l3Logit, l3Logit]))
+    return model
+
+
+class L3LocatorTest(ScriptedLoadableModuleTest):
+    """Self-test on a synthetic CT with fixed-answer models: no download, runs in seconds.
+
+    Checks the answer shown in the scene (the L3 point on the model's slice, one probability per
+    slice in the plot table, the point removed when no L3 is found), the point's RAS → IJK
+    geometry, and the exported case as the core library reads it back.
     """
 
     def setUp(self) -> None:
@@ -422,83 +401,65 @@ class L3LocatorTest(ScriptedLoadableModuleTest):
 
     def runTest(self) -> None:
         self.setUp()
-        self.test_FindL3OnPhantom()
+        self.test_FindL3ShowsTheAnswer()
         self.setUp()
-        self.test_MarkupAndExportRoundTrip()
+        self.test_MarkupAndExport()
 
-    def _phantomAndModel(self):
-        from l3locator import L3Model, PreprocessingConfig
-        from l3locator.phantom import generate_phantom
-
-        from L3LocatorLib.volumes import addVolumeNodeFromCTVolume
-
-        phantom = generate_phantom(7, shape_ij=(64, 64), slice_thickness_mm=5.0, extent="abdomen")
-        volumeNode = addVolumeNodeFromCTVolume(phantom.volume, "L3LocatorPhantom")
-        model = L3Model.new("resnet18", PreprocessingConfig(input_size=32))
-        return phantom, volumeNode, model
-
-    def test_FindL3OnPhantom(self) -> None:
-        self.delayDisplay("Find L3 on a phantom")
-        phantom, volumeNode, model = self._phantomAndModel()
+    def test_FindL3ShowsTheAnswer(self) -> None:
+        self.delayDisplay("Find L3 with fixed-answer models")
+        volumeNode = syntheticCT()
+        numSlices = volumeNode.GetImageData().GetDimensions()[2]
         logic = L3LocatorLogic()
         progress = []
-        result = logic.findL3(volumeNode, model, device="cpu", progress=lambda done, total: progress.append((done, total)))
-        numSlices = phantom.volume.num_slices
-        self.assertEqual(result.num_slices, numSlices)
-        self.assertEqual(progress[-1], (numSlices, numSlices))
+        result = logic.findL3(volumeNode, fixedAnswerModel(10.0), device="cpu", progress=lambda done, total: progress.append((done, total)))
+        self.assertTrue(result.l3_found)
+        self.assertEqual((result.num_slices, result.l3_slice_range), (numSlices, (0, numSlices - 1)))
+        self.assertEqual(progress[-1][0], progress[-1][1])
 
-        tableNode = logic.getProbabilityTable(volumeNode)
+        tableNode = plot.getProbabilityTable(volumeNode)
         self.assertEqual(tableNode.GetNumberOfRows(), numSlices)
-        column = slicer.util.arrayFromTableColumn(tableNode, "L3 probability")
-        self.assertTrue(all(abs(a - b) < 1e-9 for a, b in zip(column, result.slice_probabilities)))
+        self.assertTrue(np.all(slicer.util.arrayFromTableColumn(tableNode, plot.COLUMN_PROBABILITY) > 0.99))
         self.assertEqual(logic.getProbabilityChart(volumeNode).GetNumberOfPlotSeriesNodes(), 2)
-
         markupNode = logic.getL3Markup(volumeNode)
-        if result.l3_found:
-            self.assertEqual(logic.markupSliceIndex(volumeNode, markupNode), result.l3_slice_index)
-            self.assertEqual(logic.labelSource(markupNode, result.l3_slice_index), "accepted")
-        else:
-            self.assertIsNone(markupNode)
-        self.delayDisplay("Find L3 on a phantom: passed")
+        self.assertEqual(markups.markupSliceIndex(volumeNode, markupNode), result.l3_slice_index)
+        self.assertEqual(markups.labelSource(markupNode, result.l3_slice_index), "accepted")
 
-    def test_MarkupAndExportRoundTrip(self) -> None:
-        self.delayDisplay("L3 point, markups file and label export")
+        result = logic.findL3(volumeNode, fixedAnswerModel(-10.0), device="cpu")
+        self.assertFalse(result.l3_found)
+        self.assertIsNone(logic.getL3Markup(volumeNode))
+        self.assertFalse(slicer.util.arrayFromTableColumn(tableNode, plot.COLUMN_RANGE).any())
+        self.delayDisplay("Find L3 with fixed-answer models: passed")
+
+    def test_MarkupAndExport(self) -> None:
+        self.delayDisplay("L3 point and label export")
         from l3locator import LabelError
         from l3locator.labels import read_label
         from l3locator.reading import load_ct
 
-        phantom, volumeNode, _ = self._phantomAndModel()
+        volumeNode = syntheticCT()
         logic = L3LocatorLogic()
-        first, last = phantom.l3_range
-        sliceIndex = (first + last) // 2
-        markupNode = logic.placeL3Markup(volumeNode, sliceIndex)
+        sliceIndex = 23
+        markupNode = markups.placeL3Markup(volumeNode, sliceIndex)
 
         # The point's RAS position, mapped with the volume node's own RAS→IJK matrix, is on the slice.
         position = [0.0, 0.0, 0.0]
         markupNode.GetNthControlPointPositionWorld(0, position)
         rasToIJK = vtk.vtkMatrix4x4()
         volumeNode.GetRASToIJKMatrix(rasToIJK)
-        ijk = rasToIJK.MultiplyPoint([*position, 1.0])
-        self.assertAlmostEqual(ijk[2], sliceIndex, places=3)
-        self.assertEqual(logic.markupSliceIndex(volumeNode, markupNode), sliceIndex)
+        self.assertAlmostEqual(rasToIJK.MultiplyPoint([*position, 1.0])[2], sliceIndex, places=3)
+        self.assertEqual(markups.markupSliceIndex(volumeNode, markupNode), sliceIndex)
 
         with tempfile.TemporaryDirectory() as folder:
-            markupsFile = logic.saveMarkup(markupNode, os.path.join(folder, "L3.mrk.json"))
-            reloaded = logic.loadMarkup(markupsFile)
-            reloadedPosition = [0.0, 0.0, 0.0]
-            reloaded.GetNthControlPointPositionWorld(0, reloadedPosition)
-            for a, b in zip(position, reloadedPosition):
-                self.assertAlmostEqual(a, b, places=3)
-
-            exported = logic.exportLabel(volumeNode, markupNode, os.path.join(folder, "training"), caseName="phantom07", annotator="selftest")
+            training = os.path.join(folder, "training")
+            exported = logic.exportLabel(volumeNode, markupNode, training, caseName="selftest01", annotator="selftest")
             label = read_label(exported.labelPath)
             self.assertEqual((label.l3_slice_index, label.source, label.annotator), (sliceIndex, "manual", "selftest"))
-            self.assertEqual(label.num_slices, phantom.volume.num_slices)
-            self.assertLessEqual(label.l3_slice_range[0], sliceIndex)
-            self.assertGreaterEqual(label.l3_slice_range[1], sliceIndex)
+            self.assertEqual(label.l3_slice_range, (sliceIndex - 3, sliceIndex + 3))  # ± 15 mm of 5 mm slices
             exportedVolume = load_ct(exported.imagePath)
-            self.assertEqual(exportedVolume.voxels.shape, phantom.volume.voxels.shape)
-            self.assertTrue(abs(exportedVolume.ijk_to_ras - phantom.volume.ijk_to_ras).max() < 1e-3)
+            self.assertTrue(np.array_equal(exportedVolume.voxels, slicer.util.arrayFromVolume(volumeNode)))
             with self.assertRaises(LabelError):  # an existing case is never silently replaced
-                logic.exportLabel(volumeNode, markupNode, os.path.join(folder, "training"), caseName="phantom07")
-        self.delayDisplay("L3 point, markups file and label export: passed")
+                logic.exportLabel(volumeNode, markupNode, training, caseName="selftest01")
+            replaced = logic.exportLabel(volumeNode, markupNode, training, caseName="selftest01", replace=True)
+            self.assertEqual(replaced.replaced, ["selftest01.l3.json", "selftest01.nrrd"])
+            self.assertEqual(sorted(os.listdir(training)), ["selftest01.l3.json", "selftest01.nrrd"])
+        self.delayDisplay("L3 point and label export: passed")

@@ -1,181 +1,38 @@
 """Find L3 in many CT scans without the GUI: one CSV row per scan, one markups file per L3 found.
 
-Inside 3D Slicer (scans are read with Slicer's own loaders)::
+Inside 3D Slicer, or under plain Python (no Slicer needed), with the same result::
 
     Slicer --no-main-window --python-script L3LocatorBatch.py \\
         --input SCAN [SCAN ...] --output results.csv [--model FILE] [--markups-dir DIR] [--device cpu|cuda]
-
-Under plain Python with the ``slicer-core`` wheel (files are read with Slicer's volumes logic,
-DICOM folders with the core library's reader)::
-
     python L3LocatorBatch.py --input SCAN [SCAN ...] --output results.csv [...]
 
 A SCAN is a NIfTI (.nii, .nii.gz) or NRRD (.nrrd, .nhdr) file, a DICOM folder (a folder with
-DICOM files in it), or a folder of such scans (each entry one scan). Both ways run the module's
-scene logic (``L3LocatorLib.logic.L3LocatorSceneLogic``, which the L3Locator module's logic is
-built on) and write the same CSV columns as ``l3locator batch`` plus ``markups``. Failed scans get
-a row with their error. Exit status: 0 all scans done; 1 some failed; 2 bad arguments or model.
+DICOM files in it), or a folder of such scans (each entry one scan; label files are skipped).
+This is ``l3locator batch`` with the L3Locator module's option names: the same runner
+(:mod:`l3locator.runner`), the core library's readers, the same CSV columns. Each L3 found is
+saved as ``<scan>_L3.mrk.json`` in ``--markups-dir`` (default: the CSV's folder; scans in
+different folders get their folders mirrored there), a 3D Slicer markups file in RAS millimetres.
+Failed scans get a row with their error and the batch goes on. Exit status: 0 all scans done;
+1 some failed; 2 bad arguments, model, device or output location (checked before any scan is read).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import sys
-import time
-import traceback
 from pathlib import Path
 
 SCRIPT_DIRECTORY = Path(globals().get("__file__") or sys.argv[0]).resolve().parent
-if str(SCRIPT_DIRECTORY) not in sys.path:  # plain Python: find L3LocatorLib and l3locator beside this script
+if str(SCRIPT_DIRECTORY) not in sys.path:  # plain Python: find l3locator beside this script
     sys.path.insert(0, str(SCRIPT_DIRECTORY))
 
-import vtk  # noqa: E402
-
-import slicer  # noqa: E402
-
-from L3LocatorLib.files import safeFileName  # noqa: E402
-from L3LocatorLib.headless import createHeadlessScene, runningInSlicerApplication  # noqa: E402
-from L3LocatorLib.logic import L3LocatorSceneLogic  # noqa: E402
-from L3LocatorLib.volumes import addVolumeNodeFromCTVolume  # noqa: E402
-
-EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_ARGUMENTS = 0, 1, 2
-VOLUME_FILE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
-DICOM_FILE_SUFFIXES = (".dcm", ".dicom", ".ima")
-#: ``AddArchetypeVolume`` loading option: read this one file only, not a numbered series.
-SINGLE_FILE = 4
+from l3locator.errors import L3LocatorError  # noqa: E402
+from l3locator.runner import EXIT_BAD_INPUT, one_line, run_batch_command  # noqa: E402
 
 
-def isDicomFolder(folder: Path) -> bool:
-    """A folder holding DICOM files directly (by suffix or by the ``DICM`` preamble)."""
-    for path in folder.iterdir():
-        if path.is_file() and not path.name.startswith("."):
-            if path.name.lower().endswith(DICOM_FILE_SUFFIXES):
-                return True
-            try:
-                with open(path, "rb") as handle:
-                    handle.seek(128)
-                    if handle.read(4) == b"DICM":
-                        return True
-            except OSError:
-                continue
-    return False
-
-
-def expandInputs(inputs: list[str]) -> list[str]:
-    """The scans named by ``inputs``: a folder that is not a DICOM folder stands for its entries
-    (volume files and sub-folders; other files are skipped with a note on stderr)."""
-    scans = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir() and not isDicomFolder(path):
-            entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
-            for entry in entries:
-                if entry.is_dir() or entry.name.lower().endswith(VOLUME_FILE_SUFFIXES):
-                    scans.append(str(entry))
-                else:
-                    print(f"L3LocatorBatch: skipping {entry} (not a NIfTI/NRRD file or a folder)", file=sys.stderr)
-            if not entries:
-                scans.append(str(path))  # an empty folder is a failed scan, not nothing
-        else:
-            scans.append(item)
-    return scans
-
-
-def caseName(path: str) -> str:
-    """File-safe name of a scan: its file name without the image suffix, or the folder name."""
-    name = Path(path).resolve().name
-    for suffix in VOLUME_FILE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return safeFileName(name, fallback="scan")
-
-
-class ScanLoader:
-    """Loads one scan into ``slicer.mrmlScene`` as a scalar volume node."""
-
-    def __init__(self, headless=None) -> None:
-        self.headless = headless  # the HeadlessScene under plain Python, None inside Slicer
-
-    def load(self, path: str):
-        from l3locator import InputError
-
-        scan = Path(path)
-        if not scan.exists():
-            raise InputError(f"no such file or folder: {scan}")
-        if scan.is_dir():
-            return self.loadDicomFolder(scan)
-        if not scan.name.lower().endswith(VOLUME_FILE_SUFFIXES):
-            raise InputError(f"unsupported file type: {scan} (expected .nii, .nii.gz, .nrrd, .nhdr or a DICOM folder)")
-        return self.loadVolumeFile(scan)
-
-    def loadVolumeFile(self, path: Path):
-        from l3locator import InputError
-
-        name = caseName(str(path))
-        if self.headless is None:
-            try:
-                return slicer.util.loadVolume(str(path), {"name": name, "singleFile": True, "show": False})
-            except RuntimeError as exc:
-                raise InputError(f"Slicer could not read {path}: {str(exc).splitlines()[0]}") from exc
-        messages = slicer.vtkMRMLMessageCollection()
-        vtk.vtkObject.GlobalWarningDisplayOff()  # the reasons go to ``messages``; keep stderr readable
-        try:
-            volumeNode = self.headless.volumesLogic.AddArchetypeVolume(str(path), name, SINGLE_FILE, vtk.vtkStringArray(), messages)
-        finally:
-            vtk.vtkObject.GlobalWarningDisplayOn()
-        if volumeNode is None:
-            texts = [messages.GetNthMessageText(i) for i in range(messages.GetNumberOfMessages())]
-            reasons = [text for text in texts if text.startswith("Cannot read")] or texts  # the last is the plain scalar reader's
-            raise InputError(f"Slicer could not read {path} as a volume" + (f" ({reasons[-1].splitlines()[0]})" if reasons else ""))
-        return volumeNode
-
-    def loadDicomFolder(self, folder: Path):
-        from l3locator import InputError
-
-        if self.headless is not None:
-            from l3locator.reading import load_ct
-
-            return addVolumeNodeFromCTVolume(load_ct(folder), caseName(str(folder)))
-        from DICOMLib import DICOMUtils
-
-        with DICOMUtils.TemporaryDICOMDatabase() as database:
-            DICOMUtils.importDicom(str(folder), database)
-            nodeIDs = []
-            for patientUID in database.patients():
-                nodeIDs.extend(DICOMUtils.loadPatientByUID(patientUID) or [])
-        nodes = [slicer.mrmlScene.GetNodeByID(nodeID) for nodeID in nodeIDs]
-        volumes = [n for n in nodes if n is not None and n.IsA("vtkMRMLScalarVolumeNode") and not n.IsA("vtkMRMLLabelMapVolumeNode")]
-        if not volumes:
-            raise InputError(f"no image series could be loaded from the DICOM folder {folder}")
-        # Several series (scout, reformats...): the one with the most voxels is the CT to search.
-        return max(volumes, key=lambda n: n.GetImageData().GetNumberOfPoints() if n.GetImageData() else 0)
-
-
-def processScan(logic: L3LocatorSceneLogic, loader: ScanLoader, path: str, model, device: str | None, markupsDirectory: Path) -> dict:
-    """Load, find L3, save the markup; returns the CSV row. Nodes added for the scan are removed."""
-    from l3locator.cli import csv_row
-
-    scene = slicer.mrmlScene
-    before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
-    started = time.perf_counter()
-    try:
-        volumeNode = loader.load(path)
-        result = logic.findL3(volumeNode, model, device=device)
-        result.input = path
-        result.seconds = time.perf_counter() - started
-        row = csv_row(path, result)
-        markupNode = logic.getL3Markup(volumeNode)
-        if markupNode is not None:
-            row["markups"] = str(logic.saveMarkup(markupNode, markupsDirectory / f"{caseName(path)}_L3.mrk.json"))
-        return row
-    finally:
-        added = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
-        for node in added:
-            if node.GetID() not in before and not node.GetSingletonTag():
-                scene.RemoveNode(node)
+def log(line: str) -> None:
+    """A line for people on stderr, prefixed with the script's name (tracebacks as they are)."""
+    print(f"L3LocatorBatch: {line}" if "\n" not in line else line, file=sys.stderr)
 
 
 def buildParser() -> argparse.ArgumentParser:
@@ -189,49 +46,15 @@ def buildParser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from l3locator import L3LocatorError
-    from l3locator.cli import CSV_COLUMNS
-
     args = buildParser().parse_args(argv)
-    headless = None if runningInSlicerApplication() else createHeadlessScene()
-    logic = L3LocatorSceneLogic()
+    markupsDirectory = args.markups_dir or str(Path(args.output).parent)
     try:
-        model = logic.loadModel(args.model)
-    except L3LocatorError as exc:
-        print(f"L3LocatorBatch: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_ARGUMENTS
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    markupsDirectory = Path(args.markups_dir) if args.markups_dir else output.parent
-    loader = ScanLoader(headless)
-    scans = expandInputs(args.input)
-    failures = 0
-    partial = output.with_name(f".{output.name}.partial")
-    with open(partial, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*CSV_COLUMNS, "markups"], restval="")
-        writer.writeheader()
-        for number, scan in enumerate(scans, start=1):
-            try:
-                row = processScan(logic, loader, scan, model, args.device, markupsDirectory)
-            except Exception as exc:  # one bad scan must not stop the batch: its row carries the error
-                from l3locator.cli import csv_row
-
-                failures += 1
-                expected = isinstance(exc, (L3LocatorError, OSError))
-                if not expected:  # a bug or an unforeseen input: keep the details for the report
-                    print(traceback.format_exc(), file=sys.stderr)
-                row = csv_row(scan, None, str(exc) if expected else f"{type(exc).__name__}: {exc}")
-            writer.writerow(row)
-            handle.flush()
-            print(f"[{number}/{len(scans)}] {row['status']:5s} {scan}" + (f": {row['error']}" if row["error"] else ""), file=sys.stderr)
-    os.replace(partial, output)
-    print(f"L3LocatorBatch: {len(scans) - failures} of {len(scans)} scans done, {failures} failed; results in {output}", file=sys.stderr)
-    return EXIT_SOME_FAILED if failures else EXIT_OK
+        return run_batch_command(args.input, args.output, log, model=args.model, device=args.device, output_dir=markupsDirectory,
+                                 output_kinds=("markups",), output_dir_option="--markups-dir")
+    except (L3LocatorError, OSError) as exc:
+        log(f"error: {one_line(exc)}")
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":
-    status = main(sys.argv[1:])
-    if runningInSlicerApplication():
-        slicer.util.exit(status)
-    else:
-        sys.exit(status)
+    sys.exit(main(sys.argv[1:]))  # inside Slicer too: sys.exit ends the application with this status

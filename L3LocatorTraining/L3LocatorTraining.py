@@ -1,28 +1,24 @@
 """L3LocatorTraining: train an L3Locator model on annotated cases, without freezing Slicer.
 
 The training itself is the core library's ``l3locator train`` command (Bayesian optimisation of
-the design parameters, cross-validation, final model). This module runs it in a background
-Python process, reads its ``L3LOCATOR_PROGRESS`` lines through a queue polled by a timer, can
-cancel it, shows the cross-validation result, and saves the model where the L3Locator model
-selector lists it (``L3LocatorLib.models.userModelsDirectory``).
+the design parameters, cross-validation, final model). The Qt-free parts are in
+``L3LocatorTrainingLib``: the command and its background process (``process``), its progress
+lines (``monitor``), the training folder's summary counted in a thread (``summary``) and the
+cross-validation report (``report``). The widget polls them with a timer, can cancel the run,
+and saves the model where the L3Locator model selector lists it
+(``L3LocatorLib.models.userModelsDirectory``). Python packages are installed on first use by
+the installer both modules share (``L3LocatorLib.dependencies``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import queue
-import shutil
-import signal
-import subprocess
 import sys
-import threading
+import tempfile
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import qt
 import vtk
@@ -37,11 +33,14 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+from L3LocatorLib.dependencies import ensureDependencies
 from L3LocatorLib.models import saveUserModel, userModelsDirectory
+from L3LocatorTrainingLib import process, report
+from L3LocatorTrainingLib.monitor import TrainingMonitor
+from L3LocatorTrainingLib.process import DEVICES, TrainingRun
+from L3LocatorTrainingLib.summary import FolderSummaryTask, summaryText
 
-PROGRESS_PREFIX = "L3LOCATOR_PROGRESS"
-DEVICES = ("auto", "cpu", "cuda")
-#: How often the widget reads the training process's output (ms).
+#: How often the widget reads the training process's output and the folder count (ms).
 POLL_INTERVAL_MS = 500
 
 
@@ -118,6 +117,7 @@ class L3LocatorTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         self._parameterNodeGuiTag = None
         self._run: TrainingRun | None = None
         self._monitor: TrainingMonitor | None = None
+        self._summaryTask: FolderSummaryTask | None = None
         self._timer = None
 
     def setup(self) -> None:
@@ -184,25 +184,37 @@ class L3LocatorTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
     def updateButtons(self, caller=None, event=None) -> None:
         node = self._parameterNode
         running = self._run is not None and self._run.isRunning()
+        counting = self._summaryTask is not None
         hasFolder = bool(node) and _isSet(node.dataFolder)
         self.ui.startButton.enabled = hasFolder and not running
         self.ui.startButton.toolTip = "Start training in the background" if hasFolder else "Choose the training data folder first"
         self.ui.cancelButton.enabled = running
-        self.ui.countCasesButton.enabled = hasFolder
+        self.ui.countCasesButton.enabled = hasFolder and not counting
         self.ui.saveModelButton.enabled = bool(node) and bool(node.trainedModelPath) and not running
         self.ui.showPlotButton.enabled = bool(node) and bool(node.reportPath) and not running
 
     # --- data -----------------------------------------------------------------------------------
     def onCountCases(self) -> None:
+        """Count the folder's cases in the background (vertebra maps take a while to read)."""
+        with slicer.util.tryWithErrorDisplay("Could not read the training folder."):
+            if not ensureDependencies("L3LocatorTraining"):
+                return
+            self._summaryTask = self.logic.summarizeFolder(self._parameterNode.dataFolder)
+            self.ui.folderSummaryLabel.text = "Counting…"
+            self._timer.start()
+            self.updateButtons()
+
+    def onSummaryFinished(self) -> None:
+        task, self._summaryTask = self._summaryTask, None
+        self.updateButtons()
         self.ui.folderSummaryLabel.text = ""
-        with slicer.util.tryWithErrorDisplay("Could not read the training folder.", waitCursor=True):
-            if ensureTrainingDependencies():
-                self.ui.folderSummaryLabel.text = self.logic.summarizeFolder(self._parameterNode.dataFolder).text()
+        with slicer.util.tryWithErrorDisplay("Could not read the training folder."):
+            self.ui.folderSummaryLabel.text = summaryText(task.result())
 
     # --- training ---------------------------------------------------------------------------------
     def onStart(self) -> None:
         with slicer.util.tryWithErrorDisplay("Could not start training."):
-            if not ensureTrainingDependencies():
+            if not ensureDependencies("L3LocatorTraining"):
                 return
             node = self._parameterNode
             outputFolder = Path(node.outputFolder) if _isSet(node.outputFolder) else self.logic.newRunDirectory()
@@ -226,10 +238,16 @@ class L3LocatorTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             self.updateButtons()
 
     def onPoll(self) -> None:
-        """Timer slot: show what the training process printed; finish when it has ended."""
-        if self._run is None:
+        """Timer slot: show what the training process printed and finish a run or a folder
+        count that has ended; the timer stops when neither is left."""
+        if self._summaryTask is not None and self._summaryTask.done():
+            self.onSummaryFinished()
+        if self._run is not None:
+            self.pollRun()
+        if self._run is None and self._summaryTask is None:
             self._timer.stop()
-            return
+
+    def pollRun(self) -> None:
         for line in self._run.readLines():
             if self._monitor.consume(line) is None:
                 self.appendLog(line)
@@ -237,7 +255,6 @@ class L3LocatorTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         self.ui.progressBar.setValue(int(round(100 * self._monitor.fraction())))
         if self._run.isRunning():
             return
-        self._timer.stop()
         returnCode, cancelled = self._run.returnCode(), self._run.cancelled
         self._run = None
         self.onRunFinished(returnCode, cancelled)
@@ -257,11 +274,12 @@ class L3LocatorTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
                 node.modelName = f"L3Locator-{datetime.now():%Y%m%d-%H%M}"
             self.ui.statusLabel.text = f"Done. Model: {self._monitor.modelPath}"
             if node.reportPath:
-                report = self.logic.readReport(node.reportPath)
-                self.ui.resultsLabel.text = self.logic.reportText(report)
+                self.ui.resultsLabel.text = self.logic.reportText(self.logic.readReport(node.reportPath))
                 self.onShowPlot()
             else:
                 self.ui.resultsLabel.text = "No cross-validation was run (folds < 2)."
+            if self._monitor.warnings:
+                self.ui.resultsLabel.text = "\n".join([self.ui.resultsLabel.text, *(f"Warning: {w}" for w in self._monitor.warnings)])
         self.updateButtons()
 
     def onCancel(self) -> None:
@@ -275,8 +293,7 @@ class L3LocatorTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
     # --- results ----------------------------------------------------------------------------------
     def onShowPlot(self) -> None:
         with slicer.util.tryWithErrorDisplay("Could not show the cross-validation result."):
-            report = self.logic.readReport(self._parameterNode.reportPath)
-            chartNode = self.logic.showReportPlot(report)
+            chartNode = self.logic.showReportPlot(self.logic.readReport(self._parameterNode.reportPath))
             slicer.modules.plots.logic().ShowChartInLayout(chartNode)
 
     def onSaveModel(self) -> None:
@@ -291,197 +308,15 @@ def _isSet(path) -> bool:
     return bool(path) and str(path) not in ("", ".")
 
 
-def ensureTrainingDependencies() -> bool:
-    """The L3Locator module's first-use dependency check (same requirements file)."""
-    from L3Locator import REQUIREMENTS_FILE, ensurePythonRequirements
-
-    return ensurePythonRequirements(REQUIREMENTS_FILE, requester="L3LocatorTraining")
-
-
-#
-# Background process and its progress (Qt-free)
-#
-
-
-def parseProgressLine(line: str) -> dict[str, Any] | None:
-    """The record of an ``L3LOCATOR_PROGRESS {json}`` line, or None for any other line."""
-    text = line.strip()
-    if not text.startswith(PROGRESS_PREFIX + " "):
-        return None
-    try:
-        record = json.loads(text[len(PROGRESS_PREFIX) + 1 :])
-    except json.JSONDecodeError:
-        return None
-    return record if isinstance(record, dict) and "stage" in record else None
-
-
-class TrainingRun:
-    """A command running in the background, its output lines collected by a reader thread.
-
-    The thread only reads and queues lines; the caller (the widget's timer, on Slicer's main
-    thread) takes them with :meth:`readLines`, so nothing touches Qt or MRML off the main thread.
-    """
-
-    def __init__(self, command: list[str], environment: dict[str, str] | None = None, cwd: str | None = None) -> None:
-        kwargs: dict[str, Any] = {}
-        if os.name == "nt":
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)
-        else:
-            kwargs["start_new_session"] = True  # its own process group: cancel stops its workers too
-        self.command = command
-        self.cancelled = False
-        self._lines: queue.Queue[str] = queue.Queue()
-        self._process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=environment, cwd=cwd, text=True, encoding="utf-8", errors="replace", bufsize=1, **kwargs,
-        )
-        self._reader = threading.Thread(target=self._readOutput, name="L3LocatorTrainingOutput", daemon=True)
-        self._reader.start()
-
-    def _readOutput(self) -> None:
-        for line in self._process.stdout:
-            self._lines.put(line.rstrip("\r\n"))
-        self._process.stdout.close()
-
-    def readLines(self) -> list[str]:
-        """The output lines that arrived since the last call (stdout and stderr interleaved)."""
-        lines = []
-        while True:
-            try:
-                lines.append(self._lines.get_nowait())
-            except queue.Empty:
-                return lines
-
-    def isRunning(self) -> bool:
-        """True until the process has ended and all its output has been read into the queue."""
-        return self._process.poll() is None or self._reader.is_alive()
-
-    def returnCode(self) -> int | None:
-        return self._process.poll()
-
-    def wait(self, timeout: float | None = None) -> int:
-        code = self._process.wait(timeout)
-        self._reader.join(timeout)
-        return code
-
-    def cancel(self, graceSeconds: float = 5.0) -> None:
-        """Stop the process (and its children): terminate, then kill after ``graceSeconds``."""
-        if self._process.poll() is not None:
-            return
-        self.cancelled = True
-        if os.name == "nt":
-            self._process.terminate()
-        else:
-            os.killpg(self._process.pid, signal.SIGTERM)
-        try:
-            self._process.wait(graceSeconds)
-        except subprocess.TimeoutExpired:
-            if os.name == "nt":
-                self._process.kill()
-            else:
-                os.killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait()
-
-
-@dataclass
-class TrainingMonitor:
-    """What the progress lines of a run say so far, for the status line and the progress bar."""
-
-    stage: str = ""
-    trial: int | None = None
-    trials: int | None = None
-    epoch: int | None = None
-    epochs: int | None = None
-    bestObjective: float | None = None
-    etaSeconds: float | None = None
-    message: str = ""
-    modelPath: str = ""
-    reportPath: str = ""
-    started: float = field(default_factory=time.monotonic)
-    _recent: list[str] = field(default_factory=list)
-
-    def consume(self, line: str) -> dict[str, Any] | None:
-        """Update from one output line; returns its progress record, or None for a log line."""
-        record = parseProgressLine(line)
-        if record is None:
-            self._recent = [*self._recent[-49:], line]
-            return None
-        self.stage = record["stage"]
-        for key, attribute in (("trial", "trial"), ("trials", "trials"), ("epoch", "epoch"), ("epochs", "epochs"), ("eta_s", "etaSeconds")):
-            setattr(self, attribute, record.get(key))
-        if record.get("best_objective") is not None:
-            self.bestObjective = record["best_objective"]
-        self.message = record.get("message") or ""
-        if self.stage == "done":
-            self.modelPath = record.get("model") or ""
-            self.reportPath = record.get("report") or ""
-            self.etaSeconds = 0.0
-        return record
-
-    def lastLines(self) -> list[str]:
-        """The last (up to 50) non-progress output lines, for an error report."""
-        return list(self._recent)
-
-    def fraction(self) -> float:
-        """Share of the run done, from the elapsed time and the run's own time estimate."""
-        if self.stage == "done":
-            return 1.0
-        if self.etaSeconds is None:
-            return 0.0
-        elapsed = time.monotonic() - self.started
-        return elapsed / (elapsed + self.etaSeconds) if elapsed + self.etaSeconds > 0 else 0.0
-
-    def statusText(self) -> str:
-        """e.g. ``Trial 3 of 10, epoch 2 of 5 · best F1 0.81 (1/F1 1.23) · about 4 min left``."""
-        if not self.stage:
-            return "Preparing the data…"
-        if self.stage == "done":
-            parts = ["Finished"]
-        elif self.stage == "cv_fold":
-            parts = [f"Cross-validation fold {self.trial} of {self.trials}"]
-        elif self.trial is None:
-            parts = ["Training the final model"]
-        else:
-            parts = [f"Trial {self.trial} of {self.trials}"]
-        if self.epoch is not None and self.stage != "done":
-            parts[0] += f", epoch {self.epoch} of {self.epochs}"
-        if self.bestObjective:
-            parts.append(f"best F1 {1.0 / self.bestObjective:.3f} (1/F1 {self.bestObjective:.3g})")
-        if self.etaSeconds and self.stage != "done":
-            minutes = self.etaSeconds / 60.0
-            parts.append(f"about {minutes:.0f} min left" if minutes >= 1.5 else f"about {self.etaSeconds:.0f} s left")
-        return " · ".join(parts)
-
-
 #
 # L3LocatorTrainingLogic
 #
 
 
-@dataclass
-class FolderSummary:
-    """How much training data a folder holds (slice counts along each case's axial axis)."""
-
-    cases: int
-    l3Slices: int
-    otherSlices: int
-    casesWithoutL3: int
-    unlabelledFiles: int
-
-    def text(self) -> str:
-        text = f"{self.cases} case(s): {self.l3Slices} L3 slices, {self.otherSlices} other slices"
-        if self.casesWithoutL3:
-            text += f"; {self.casesWithoutL3} case(s) without L3"
-        if self.unlabelledFiles:
-            text += f"; {self.unlabelledFiles} CT file(s) without a label (ignored)"
-        return text + "."
-
-
 class L3LocatorTrainingLogic(ScriptedLoadableModuleLogic):
     """Count training data, run ``l3locator train`` in the background, read and show its report.
 
-    No Qt: the widget polls :class:`TrainingRun` with a timer; everything else is plain Python
-    and MRML nodes.
+    No Qt: a thin composition of ``L3LocatorTrainingLib`` (the widget polls what it starts).
     """
 
     def __init__(self) -> None:
@@ -490,32 +325,11 @@ class L3LocatorTrainingLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return L3LocatorTrainingParameterNode(super().getParameterNode())
 
-    # --- data -------------------------------------------------------------------------------------
     @staticmethod
-    def summarizeFolder(folder: str | Path) -> FolderSummary:
-        """Cases, L3 and other slices of a training folder (the training package's case discovery;
-        label files give the slice counts; vertebra maps are read for theirs)."""
-        from l3locator.labels import l3_range_from_vertebra_map, read_label
-        from l3locator.reading import load_ct
-        from l3locator.training.dataset import discover_cases
+    def summarizeFolder(folder: str | Path) -> FolderSummaryTask:
+        """Start counting the cases, L3 and other slices of a training folder (in a thread)."""
+        return FolderSummaryTask(folder)
 
-        discovery = discover_cases(folder)
-        l3Slices = otherSlices = withoutL3 = 0
-        for case in discovery.cases:
-            if case.label_kind == "json":
-                label = read_label(case.label)
-                numSlices, l3Range = label.num_slices, label.l3_slice_range
-            else:
-                vertebrae = load_ct(case.label)
-                numSlices = vertebrae.num_slices
-                l3Range = l3_range_from_vertebra_map(vertebrae.voxels, vertebrae.axial_axis)
-            inL3 = 0 if l3Range is None else l3Range[1] - l3Range[0] + 1
-            withoutL3 += l3Range is None
-            l3Slices += inL3
-            otherSlices += numSlices - inL3
-        return FolderSummary(len(discovery.cases), l3Slices, otherSlices, withoutL3, len(discovery.unlabelled))
-
-    # --- the run ----------------------------------------------------------------------------------
     @staticmethod
     def runsDirectory() -> Path:
         """Default parent folder of training runs: beside the user models folder."""
@@ -524,112 +338,11 @@ class L3LocatorTrainingLogic(ScriptedLoadableModuleLogic):
     def newRunDirectory(self) -> Path:
         return self.runsDirectory() / datetime.now().strftime("run-%Y%m%d-%H%M%S")
 
-    @staticmethod
-    def pythonExecutable() -> str:
-        """Slicer's Python launcher (``PythonSlicer``) inside Slicer, else this interpreter."""
-        return shutil.which("PythonSlicer") or sys.executable
-
-    @staticmethod
-    def trainingCommand(
-        dataFolder: str | Path, outputFolder: str | Path, *, trials: int, epochs: int, folds: int,
-        device: str = "auto", small: bool = False, resume: bool = False, augmentAllSlices: bool = False,
-    ) -> list[str]:
-        """The ``l3locator train`` command line for the chosen budget, with JSON progress lines."""
-        command = [
-            L3LocatorTrainingLogic.pythonExecutable(), "-m", "l3locator.cli", "train", str(dataFolder),
-            "--trials", str(int(trials)), "--epochs", str(int(epochs)), "--folds", str(int(folds)),
-            "--output-dir", str(outputFolder), "--progress", "json",
-        ]
-        if device and device != "auto":
-            command += ["--device", device]
-        if small:
-            command.append("--small")
-        if augmentAllSlices:
-            command += ["--augmentation", "all-slices"]
-        if resume:
-            command.append("--resume")
-        return command
-
-    @staticmethod
-    def processEnvironment() -> dict[str, str]:
-        """This process's environment, with the folder holding the ``l3locator`` package first on
-        ``PYTHONPATH`` (inside Slicer it is a module folder the launched Python does not know)."""
-        environment = dict(os.environ)
-        spec = importlib.util.find_spec("l3locator")
-        if spec is not None and spec.submodule_search_locations:
-            packageParent = str(Path(list(spec.submodule_search_locations)[0]).resolve().parent)
-            paths = [packageParent] + [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p and p != packageParent]
-            environment["PYTHONPATH"] = os.pathsep.join(paths)
-        environment["PYTHONUNBUFFERED"] = "1"
-        return environment
-
-    def startTraining(self, command: list[str]) -> TrainingRun:
-        """Start ``command`` in the background (see :class:`TrainingRun`)."""
-        Path(command[command.index("--output-dir") + 1]).mkdir(parents=True, exist_ok=True)
-        return TrainingRun(command, environment=self.processEnvironment())
-
-    # --- results ----------------------------------------------------------------------------------
-    @staticmethod
-    def readReport(path: str | Path) -> dict[str, Any]:
-        """The cross-validation report JSON written by the run."""
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-
-    @staticmethod
-    def reportText(report: dict[str, Any]) -> str:
-        """e.g. ``25 cases: L3 slice error 0.84 ± 1.10 slices (median 0.50, max 5); 92% within 2 slices; slice F1 0.871``."""
-        summary = report["summary"]
-        errors = summary["error_slices"]
-
-        def number(value, digits=2):
-            return "n/a" if value is None else f"{value:.{digits}f}"
-
-        text = (
-            f"{summary['cases']} case(s): L3 slice error {number(errors['mean'])} ± {number(errors['sd'])} slices "
-            f"(median {number(errors['median'])}, max {number(errors['max'], 1)})"
-        )
-        if summary.get("within_2") is not None:
-            text += f"; {100 * summary['within_2']:.0f}% within 2 slices"
-        if summary.get("slice_f1") is not None:
-            text += f"; slice F1 {summary['slice_f1']:.3f}"
-        if summary.get("failures"):
-            text += f"; {summary['failures']} case(s) without an answer"
-        return text + "."
-
-    def showReportPlot(self, report: dict[str, Any]):
-        """Predicted vs true L3 slice per case (scatter) with the identity line, as table, plot
-        series and chart nodes (reused across calls). Returns the chart node."""
-        import numpy as np
-
-        rows = [r for r in report["cases"] if r.get("true_index") is not None and r.get("predicted_index") is not None]
-        true = np.array([r["true_index"] for r in rows], dtype=np.float64)
-        predicted = np.array([r["predicted_index"] for r in rows], dtype=np.float64)
-        tableNode = self._singleton("vtkMRMLTableNode", "L3LocatorTraining predicted vs true")
-        slicer.util.updateTableFromArray(tableNode, [true, predicted, true], ["True L3 slice", "Predicted L3 slice", "Identity"])
-        chartNode = self._singleton("vtkMRMLPlotChartNode", "L3LocatorTraining cross-validation")
-        chartNode.SetTitle("Cross-validation: predicted vs true L3 slice")
-        chartNode.SetXAxisTitle("True L3 slice (middle of the labelled range)")
-        chartNode.SetYAxisTitle("Predicted L3 slice")
-        for column, plotType, color in (
-            ("Predicted L3 slice", slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter, (0.1, 0.35, 0.8)),
-            ("Identity", slicer.vtkMRMLPlotSeriesNode.PlotTypeLine, (0.6, 0.6, 0.6)),
-        ):
-            seriesNode = self._singleton("vtkMRMLPlotSeriesNode", f"L3LocatorTraining {column}")
-            seriesNode.SetAndObserveTableNodeID(tableNode.GetID())
-            seriesNode.SetXColumnName("True L3 slice")
-            seriesNode.SetYColumnName(column)
-            seriesNode.SetPlotType(plotType)
-            if plotType == slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter:
-                seriesNode.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleNone)
-                seriesNode.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle)
-            seriesNode.SetColor(*color)
-            if not chartNode.HasPlotSeriesNodeID(seriesNode.GetID()):
-                chartNode.AddAndObservePlotSeriesNodeID(seriesNode.GetID())
-        return chartNode
-
-    @staticmethod
-    def _singleton(className: str, name: str):
-        node = slicer.mrmlScene.GetFirstNode(name, className)
-        return node if node is not None else slicer.mrmlScene.AddNewNodeByClass(className, name)
+    trainingCommand = staticmethod(process.trainingCommand)
+    startTraining = staticmethod(TrainingRun.start)
+    readReport = staticmethod(report.readReport)
+    reportText = staticmethod(report.reportText)
+    showReportPlot = staticmethod(report.showReportPlot)
 
 
 #
@@ -639,7 +352,7 @@ class L3LocatorTrainingLogic(ScriptedLoadableModuleLogic):
 
 class L3LocatorTrainingTest(ScriptedLoadableModuleTest):
     """Self-test without training a network: progress parsing, the background process with
-    cancel, the command line, and the results plot (no download, a few seconds)."""
+    cancel, the command line, the folder summary and the results plot (no download, seconds)."""
 
     def setUp(self) -> None:
         slicer.mrmlScene.Clear()
@@ -648,13 +361,17 @@ class L3LocatorTrainingTest(ScriptedLoadableModuleTest):
         self.setUp()
         self.test_ProgressAndProcess()
         self.setUp()
+        self.test_FolderSummary()
+        self.setUp()
         self.test_ReportPlot()
 
     def test_ProgressAndProcess(self) -> None:
         self.delayDisplay("Background process and progress lines")
+        from l3locator.training.progress import PREFIX
+
         record = {"stage": "trial_end", "trial": 2, "trials": 5, "epoch": None, "epochs": 3, "loss": None,
                   "objective": 1.5, "best_objective": 1.25, "eta_s": 30.0, "message": ""}
-        script = f"print('loading'); print('{PROGRESS_PREFIX} ' + {json.dumps(json.dumps(record))}, flush=True)"
+        script = f"print('loading'); print('{PREFIX} ' + {json.dumps(json.dumps(record))}, flush=True)"
         run = TrainingRun([sys.executable, "-c", script])
         self.assertEqual(run.wait(60), 0)
         monitor = TrainingMonitor()
@@ -677,18 +394,36 @@ class L3LocatorTrainingTest(ScriptedLoadableModuleTest):
         self.assertIn("--small", command)
         self.delayDisplay("Background process and progress lines: passed")
 
+    def test_FolderSummary(self) -> None:
+        self.delayDisplay("Training folder summary")
+        from l3locator.labels import L3Label, write_label
+
+        with tempfile.TemporaryDirectory() as folder:
+            for case, l3Range in (("p1__a", (10, 14)), ("p2__a", (20, 22))):
+                Path(folder, f"{case}.nrrd").touch()  # the summary reads labels only, never the CT
+                write_label(L3Label(case, f"{case}.nrrd", sum(l3Range) // 2, l3Range, "manual", num_slices=50), Path(folder, f"{case}.l3.json"))
+            Path(folder, "unlabelled.nii.gz").touch()
+            task = L3LocatorTrainingLogic.summarizeFolder(folder)
+            self.assertTrue(task.wait(60))
+            folderSummary = task.result()
+        self.assertEqual((folderSummary["cases"], folderSummary["patients"], folderSummary["l3_slices"]), (2, 2, 8))
+        self.assertEqual((folderSummary["other_slices"], folderSummary["unlabelled_files"]), (92, ["unlabelled.nii.gz"]))
+        self.assertTrue(summaryText(folderSummary).startswith("2 case(s) of 2 patient(s): 8 L3 slices, 92 other slices"))
+        self.delayDisplay("Training folder summary: passed")
+
     def test_ReportPlot(self) -> None:
         self.delayDisplay("Cross-validation report plot")
-        report = {
-            "summary": {"cases": 3, "failures": 0, "error_slices": {"mean": 1.0, "sd": 1.0, "median": 1.0, "max": 2.0},
+        cvReport = {
+            "summary": {"cases": 3, "failures": 1, "error_slices": {"mean": 1.0, "sd": 1.0, "median": 1.0, "max": 2.0},
                         "within_2": 1.0, "slice_f1": 0.9},
-            "cases": [{"case": f"c{i}", "true_index": 10.0 + i, "predicted_index": 10 + i + (i % 2)} for i in range(3)],
+            "cases": [{"case": f"c{i}", "true_index": 10.0 + i, "predicted_index": 10 + i + (i % 2), "failure": i == 2} for i in range(3)],
         }
         logic = L3LocatorTrainingLogic()
-        chartNode = logic.showReportPlot(report)
+        chartNode = logic.showReportPlot(cvReport)
         self.assertEqual(chartNode.GetNumberOfPlotSeriesNodes(), 2)
         tableNode = chartNode.GetNthPlotSeriesNode(0).GetTableNode()
-        self.assertEqual(tableNode.GetNumberOfRows(), 3)
-        self.assertIn("3 case(s)", logic.reportText(report))
-        self.assertIn("1.00 ± 1.00", logic.reportText(report))
+        self.assertEqual(tableNode.GetNumberOfRows(), 2)  # the case without an answer is not a point
+        self.assertIn("3 case(s)", logic.reportText(cvReport))
+        self.assertIn("1.00 ± 1.00", logic.reportText(cvReport))
+        self.assertIn("1 case(s) without an answer", logic.reportText(cvReport))
         self.delayDisplay("Cross-validation report plot: passed")

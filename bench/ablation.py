@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from accuracy import phantom_cases, real_cases
+from l3locator.engine import score_volume
 from l3locator.locate import LocateRule, locate_l3
 from l3locator.modelfile import load_model
-from l3locator.scoring import score_volume
 
 
 def rule_errors(probabilities: np.ndarray, thickness: float, truth_range: tuple[int, int] | None, rules: dict[str, LocateRule]) -> dict[str, object]:

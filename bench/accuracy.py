@@ -29,7 +29,7 @@ import numpy as np
 from l3locator.labels import l3_range_from_vertebra_map
 from l3locator.modelfile import L3Model, load_model
 from l3locator.pipeline import find_l3
-from l3locator.phantom import generate_phantom
+from l3locator.phantoms import generate_phantom
 from l3locator.reading import load_ct
 from l3locator.volume import CTVolume
 

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "L3Locator"))
 
-from l3locator.phantom import VERSE_IDS, generate_phantom  # noqa: E402
+from l3locator.phantoms import VERSE_IDS, generate_phantom  # noqa: E402
 from l3locator.reading import load_ct  # noqa: E402
 from l3locator.volume import CTVolume  # noqa: E402
 

@@ -61,16 +61,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from l3locator.fast_scoring import SamplingPlan, resolve_precision, score_coarse_to_fine
-from l3locator.inference import SliceClassifier
+from l3locator.engine import SliceClassifier, default_batch_size, resolve_precision, score_volume
+from l3locator.fast_scoring import SamplingPlan, score_coarse_to_fine
 from l3locator.modelfile import DEFAULT_MODEL_PATH, L3Model, build_network, load_model
-from l3locator.phantom import generate_phantom
+from l3locator.phantoms import generate_phantom
 from l3locator.pipeline import L3Result, find_l3, result_from_probabilities
 from l3locator.preprocessing import PreprocessingConfig
 from l3locator.reading import load_ct
-from l3locator.scoring import default_batch_size, score_volume
 from l3locator.volume import CTVolume
-from l3locator.writing import write_dicom_series, write_nifti
+from l3locator.phantoms.writing import write_dicom_series, write_nifti
 
 BENCH = Path(__file__).resolve().parent
 PHANTOM_SEED = 20240500

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import torch
 
+from l3locator.choices import AUGMENTATIONS
 from l3locator.preprocessing import PreprocessingConfig
-from l3locator.training.cache import data_summary, prepare_cases
-from l3locator.training.dataset import discover_cases
+from l3locator.training.cache import prepare_cases
+from l3locator.training.dataset import data_summary, discover_cases
 from l3locator.training.design import DesignParameters
-from l3locator.training.train import AUGMENTATIONS, TrainingBudget, train_model
+from l3locator.training.train import TrainingBudget, train_model
 
 DESIGN = DesignParameters(
     l2_regularisation=1e-4,
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     model.provenance = {
         "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "recipe": "tools/train_default_model.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "data": {**summary, "source": "synthetic phantoms (l3locator.phantom), seeds "
+        "data": {**summary, "source": "synthetic phantoms (l3locator.phantoms), seeds "
                  f"{min(c.name for c in cases)}..{max(c.name for c in cases)}"},
         "design_parameters": design.to_dict(),
         "budget": {"epochs": args.epochs, "arch": args.arch, "max_slices_per_epoch": args.max_slices_per_epoch,

@@ -22,11 +22,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from accuracy import PHANTOM_MIX  # noqa: E402
 
+from l3locator.engine import score_volume  # noqa: E402
 from l3locator.locate import LocateRule  # noqa: E402
 from l3locator.modelfile import load_model  # noqa: E402
-from l3locator.phantom import generate_phantom  # noqa: E402
+from l3locator.phantoms import generate_phantom  # noqa: E402
 from l3locator.pipeline import L3Result, result_from_probabilities  # noqa: E402
-from l3locator.scoring import score_volume  # noqa: E402
 
 VALIDATION_SEED = 500_000
 

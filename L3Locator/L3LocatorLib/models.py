@@ -1,20 +1,27 @@
-"""Where L3Locator model files live, and which ones the model selector offers.
+"""Model files: which ones the model selector offers, where trained ones are kept, and the one in memory.
 
-* The shipped default model: ``l3locator/models/default.pt`` inside the core package (found
-  without importing the package, which would import torch).
+* The shipped default model: :data:`l3locator.models.DEFAULT_MODEL_PATH` (found without
+  importing torch).
 * User models: files ``*.pt`` in :func:`userModelsDirectory`. L3LocatorTraining saves trained
   models there, so the L3Locator module lists them without the user browsing for them.
+* :class:`ModelCache`: the last model loaded, reused while its file is unchanged.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .files import copyFileNoOverwrite, safeFileName
+from l3locator.models import DEFAULT_MODEL_PATH
+
+from .files import safeFileName
+
+if TYPE_CHECKING:
+    from l3locator import L3Model
 
 #: Environment variable that overrides the user models folder (tests, shared lab installs).
 MODELS_DIRECTORY_ENVIRONMENT_VARIABLE = "L3LOCATOR_MODELS_DIR"
@@ -48,21 +55,11 @@ def userModelsDirectory() -> Path:
     return base / "L3Locator" / "models"
 
 
-def shippedDefaultModelPath() -> Path | None:
-    """Path of the default model shipped with the core package (the same file as
-    ``l3locator.modelfile.DEFAULT_MODEL_PATH``), or None when the package is not installed."""
-    spec = importlib.util.find_spec("l3locator")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]).resolve() / "models" / "default.pt"
-
-
 def availableModels() -> list[ModelEntry]:
     """The shipped default model (if its file exists), then the user models by name."""
     entries = []
-    default = shippedDefaultModelPath()
-    if default is not None and default.is_file():
-        entries.append(ModelEntry("Default (shipped)", default))
+    if DEFAULT_MODEL_PATH.is_file():
+        entries.append(ModelEntry("Default (shipped)", DEFAULT_MODEL_PATH))
     folder = userModelsDirectory()
     if folder.is_dir():
         for path in sorted(folder.glob(f"*{MODEL_SUFFIX}"), key=lambda p: p.name.lower()):
@@ -72,12 +69,40 @@ def availableModels() -> list[ModelEntry]:
 
 
 def saveUserModel(modelFile: Path, name: str) -> Path:
-    """Copy a trained model file into :func:`userModelsDirectory` as ``<name>.pt``.
+    """Copy a trained model file into :func:`userModelsDirectory` as ``<name>.pt`` (atomically).
 
     Raises:
         FileExistsError: a user model with that name exists (it is never replaced).
     """
+    from l3locator.atomic import write_atomically
+
     fileName = safeFileName(name, fallback="model")
     if not fileName.endswith(MODEL_SUFFIX):
         fileName += MODEL_SUFFIX
-    return copyFileNoOverwrite(Path(modelFile), userModelsDirectory() / fileName)
+    path = userModelsDirectory() / fileName
+    return write_atomically(path, lambda temporary: shutil.copyfile(modelFile, temporary), overwrite=False)
+
+
+class ModelCache:
+    """The last model loaded, reused while its file (path and modification time) is unchanged;
+    one model in memory at a time."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, float] | None = None
+        self._model: L3Model | None = None
+
+    def load(self, modelPath: str | Path | None = None) -> L3Model:
+        """The model in ``modelPath`` (None or "" = the shipped default).
+
+        Raises:
+            l3locator.ModelFileError: missing, corrupt or incompatible model file.
+        """
+        from l3locator import load_model
+
+        path = Path(modelPath) if modelPath else DEFAULT_MODEL_PATH
+        key = (str(path.resolve()), path.stat().st_mtime if path.is_file() else -1.0)
+        if self._key != key:
+            self._model, self._key = None, None  # the old model is released before the new one is read
+            self._model = load_model(path)
+            self._key = key
+        return self._model

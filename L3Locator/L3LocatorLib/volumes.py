@@ -17,6 +17,7 @@ import slicer
 if TYPE_CHECKING:
     from l3locator import CTVolume
 
+
 def ijkToRASArray(volumeNode) -> np.ndarray:
     """4x4 float64 matrix: voxel index ``(i, j, k, 1)`` → local RAS (mm)."""
     matrix = vtk.vtkMatrix4x4()
@@ -27,14 +28,13 @@ def ijkToRASArray(volumeNode) -> np.ndarray:
 def ctVolumeFromNode(volumeNode) -> CTVolume:
     """The node's voxels (a view, not a copy; ``[k, j, i]``, HU assumed) and local geometry.
 
-    ``metadata["looks_like_ct"]`` is set by the core readers' value-range check, so
-    :func:`l3locator.find_l3` rejects an MR or a processed image with the same message as for files.
+    Whether the values look like CT is judged where every volume is judged, by
+    :func:`l3locator.find_l3` (``l3locator.reading.check_volume``), with the same message as for files.
 
     Raises:
         InputError: no node, a label map, no image data, or not a single-component volume.
     """
     from l3locator import CTVolume, InputError
-    from l3locator.reading import check_ct_values
 
     if volumeNode is None:
         raise InputError("no input volume selected")
@@ -49,14 +49,7 @@ def ctVolumeFromNode(volumeNode) -> CTVolume:
     if imageData.GetNumberOfScalarComponents() != 1:
         raise InputError(f"{name} has {imageData.GetNumberOfScalarComponents()} components per voxel; a CT has one")
     voxels = slicer.util.arrayFromVolume(volumeNode)
-    metadata = {"slicer_node_id": volumeNode.GetID()}
-    check_ct_values(voxels, metadata)  # the readers' plausibility test: sets metadata["looks_like_ct"]
-    return CTVolume(voxels=voxels, ijk_to_ras=ijkToRASArray(volumeNode), source=name, metadata=metadata)
-
-
-def addVolumeNodeFromCTVolume(volume: CTVolume, name: str):
-    """A new ``vtkMRMLScalarVolumeNode`` in ``slicer.mrmlScene`` holding a copy of ``volume``."""
-    return slicer.util.addVolumeFromArray(np.ascontiguousarray(volume.voxels), volume.ijk_to_ras, name=name)
+    return CTVolume(voxels=voxels, ijk_to_ras=ijkToRASArray(volumeNode), source=name, metadata={"slicer_node_id": volumeNode.GetID()})
 
 
 def worldToLocal(volumeNode, positionWorld) -> np.ndarray:

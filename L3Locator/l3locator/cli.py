@@ -1,51 +1,39 @@
 """The ``l3locator`` command: a thin shell over the library.
 
-    l3locator find PATH [--model FILE] [--json] [--output-dir DIR] [--exhaustive]
-    l3locator batch PATH... --output results.csv [--model FILE] [--output-dir DIR] [--exhaustive]
+    l3locator find PATH [--model FILE] [--json] [--output-dir DIR] [--device D] [--exhaustive]
+    l3locator batch PATH... --output results.csv [--model FILE] [--output-dir DIR] [--device D] [--exhaustive]
     l3locator train DATA_DIR ...      (see ``l3locator train --help``)
     l3locator evaluate DATA_DIR ...
     l3locator phantoms OUTPUT_DIR [--count N] ...   (synthetic CT with vertebra labels)
 
+``find`` and ``batch`` run :mod:`l3locator.runner`, the same runner as ``L3LocatorBatch.py``:
+``batch`` takes files, DICOM folders and folders of scans (label files are skipped with a note),
+and names each scan's outputs uniquely (``patA/ct.nii.gz`` and ``patB/ct.nii.gz`` give
+``patA/ct_L3.json`` and ``patB/ct_L3.json``; see :mod:`l3locator.runner`).
+
 Exit codes: 0 done (a scan without L3 is a result, not an error: see its flags); 1 some scans
-of a batch failed; 2 bad input, with a one-line message on stderr.
+of a batch failed (each has its CSV row with the reason; the CSV is written anyway); 2 bad
+input, arguments, model, device or output location, with one line on stderr naming the file
+and the reason (``batch`` checks its arguments before reading any scan); 130 interrupted.
+
+Modules that import torch are imported inside the handlers, so ``l3locator --help`` is quick.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import os
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import L3LocatorError
-from .markups import write_markups_point
-from .modelfile import L3Model, load_model
-from .phantom import EXTENTS, generate_phantom, write_phantom_case
-from .pipeline import L3Result, find_l3
-from .qc import write_qc_png
-from .reading import load_ct
-from .training.cli import add_subcommands as add_training_subcommands
-from .volume import CTVolume
+from .errors import InputError, L3LocatorError
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+if TYPE_CHECKING:
+    from .pipeline import L3Result
+
 EXHAUSTIVE_HELP = "score every slice in float32 (slower reference; default: only the slices that decide the answer)"
-CSV_COLUMNS = (
-    "input", "status", "l3_found", "l3_slice_index", "l3_slice_first", "l3_slice_last",
-    "l3_r_mm", "l3_a_mm", "l3_s_mm", "confidence", "flags", "num_slices", "seconds", "error",
-)
-
-
-def case_name(path: str | os.PathLike) -> str:
-    """A file-name-safe case name: the file name without its image extension, or the folder name."""
-    name = Path(path).resolve().name
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".dcm"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+DEVICE_HELP = "cpu or cuda (default: cuda when present)"
+EXIT_INTERRUPTED = 130
 
 
 def summary_line(result: L3Result) -> str:
@@ -61,91 +49,50 @@ def summary_line(result: L3Result) -> str:
     )
 
 
-def write_outputs(output_dir: Path, volume: CTVolume, result: L3Result) -> dict[str, str]:
-    """Write the result JSON, the markups file (if L3 was found) and the QC picture."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    name = case_name(volume.source)
-    written = {}
-    result_path = output_dir / f"{name}_L3.json"
-    tmp = result_path.with_name(f".{result_path.name}.tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, result_path)
-    written["result"] = str(result_path)
-    if result.l3_found:
-        description = f"L3 slice {result.l3_slice_index}, confidence {result.confidence:.2f}, model {result.model}"
-        written["markups"] = str(write_markups_point(output_dir / f"{name}_L3.mrk.json", result.l3_position_ras, description=description))
-    written["qc"] = str(write_qc_png(output_dir / f"{name}_L3_qc.png", volume, result))
-    return written
+def print_result(result: L3Result, outputs: dict[str, str], as_json: bool) -> None:
+    """Print one result: strict JSON with its ``outputs``, or a summary line, its warnings and outputs."""
+    from .outputs import to_json
+
+    if as_json:
+        print(to_json({**result.to_dict(), "outputs": outputs}))
+        return
+    print(summary_line(result))
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
+    for kind, path in outputs.items():
+        print(f"  {kind}: {path}")
 
 
-def find_and_write(
-    source: str, model: L3Model | str | None, device: str | None, output_dir: str | None, exhaustive: bool = False
-) -> tuple[L3Result, dict[str, str]]:
-    """Read one scan once, find L3, and write the optional outputs; ``seconds`` covers it all.
-
-    ``exhaustive`` scores every slice in float32 instead of the fast path (see :func:`find_l3`).
-    """
-    started = time.perf_counter()
-    volume = load_ct(source)
-    result = find_l3(volume, model, device=device, exhaustive=exhaustive)
-    outputs = write_outputs(Path(output_dir), volume, result) if output_dir else {}
-    result.seconds = time.perf_counter() - started
-    return result, outputs
+def log_line(line: str) -> None:
+    """A line for people on stderr (progress, notes), prefixed with the command's name."""
+    print(f"l3locator: {line}" if "\n" not in line else line, file=sys.stderr)
 
 
 def run_find(args: argparse.Namespace) -> int:
-    result, outputs = find_and_write(args.path, args.model, args.device, args.output_dir, args.exhaustive)
-    if args.json:
-        print(json.dumps({**result.to_dict(), "outputs": outputs}))
-    else:
-        print(summary_line(result))
-        for kind, path in outputs.items():
-            print(f"  {kind}: {path}")
+    from .runner import EXIT_OK, find_in_scan, prepare_run
+
+    settings = prepare_run(args.model, args.device, args.output_dir, exhaustive=args.exhaustive)
+    result, outputs = find_in_scan(args.path, settings)
+    print_result(result, outputs, args.json)
     return EXIT_OK
 
 
-def csv_row(source: str, result: L3Result | None, error: str = "") -> dict[str, object]:
-    """One CSV row of a batch: the result's key facts, or the error for a failed scan."""
-    if result is None:
-        return {"input": source, "status": "error", "error": error}
-    r, a, s = result.l3_position_ras or ("", "", "")
-    first, last = result.l3_slice_range or ("", "")
-    return {
-        "input": source, "status": "ok", "l3_found": result.l3_found, "l3_slice_index": result.l3_slice_index,
-        "l3_slice_first": first, "l3_slice_last": last, "l3_r_mm": r, "l3_a_mm": a, "l3_s_mm": s,
-        "confidence": round(result.confidence, 4), "flags": ";".join(result.flags), "num_slices": result.num_slices,
-        "seconds": round(result.seconds, 3), "error": "",
-    }
-
-
 def run_batch(args: argparse.Namespace) -> int:
-    model: L3Model = load_model(args.model)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.partial")
-    failures = 0
-    started = time.perf_counter()
-    with open(partial, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, restval="")
-        writer.writeheader()
-        for number, source in enumerate(args.paths, start=1):
-            try:
-                result, _ = find_and_write(source, model, args.device, args.output_dir, args.exhaustive)
-                row = csv_row(source, result)
-            except (L3LocatorError, OSError) as exc:
-                failures += 1
-                row = csv_row(source, None, str(exc))
-            writer.writerow(row)
-            handle.flush()
-            elapsed = time.perf_counter() - started
-            eta = elapsed / number * (len(args.paths) - number)
-            print(f"[{number}/{len(args.paths)}] {row['status']:5s} {source}  (ETA {eta:.0f} s)", file=sys.stderr)
-    os.replace(partial, output)
-    print(f"{len(args.paths) - failures} of {len(args.paths)} scans done, {failures} failed; results in {output}", file=sys.stderr)
-    return EXIT_SOME_FAILED if failures else EXIT_OK
+    from .runner import run_batch_command
+
+    return run_batch_command(args.paths, args.output, log_line, model=args.model, device=args.device,
+                             output_dir=args.output_dir, exhaustive=args.exhaustive)
 
 
 def run_phantoms(args: argparse.Namespace) -> int:
+    try:
+        from .phantoms import EXTENTS, generate_phantom, write_phantom_case
+    except ImportError as exc:  # the Slicer extension installs the library without the generator
+        raise InputError("the phantom generator is not part of this installation (install the l3locator package from its repository)") from exc
+    from .runner import EXIT_OK
+
+    if args.extent not in EXTENTS:
+        raise InputError(f"--extent must be one of {', '.join(EXTENTS)}, not {args.extent!r}")
     for n in range(args.count):
         seed = args.first_seed + n
         phantom = generate_phantom(seed, shape_ij=(args.size, args.size), slice_thickness_mm=args.thickness, extent=args.extent)
@@ -156,6 +103,8 @@ def run_phantoms(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .training.cli import add_subcommands as add_training_subcommands
+
     parser = argparse.ArgumentParser(prog="l3locator", description="Find the L3 vertebra slice in CT scans.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -164,16 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--model", help="model file (default: the shipped model)")
     find.add_argument("--json", action="store_true", help="print one JSON object")
     find.add_argument("--output-dir", help="also write result JSON, L3 markups (.mrk.json) and a QC picture here")
-    find.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    find.add_argument("--device", help=DEVICE_HELP)
     find.add_argument("--exhaustive", action="store_true", help=EXHAUSTIVE_HELP)
     find.set_defaults(run=run_find)
 
-    batch = commands.add_parser("batch", help="find L3 in many scans; one CSV row per scan")
-    batch.add_argument("paths", nargs="+", metavar="PATH")
+    batch = commands.add_parser(
+        "batch", help="find L3 in many scans; one CSV row per scan",
+        description="Find L3 in many scans; one CSV row per scan. Exit status: 0 all scans done, "
+        "1 some scans failed (their rows say why), 2 bad arguments, model, device or output location (nothing run).",
+    )
+    batch.add_argument("paths", nargs="+", metavar="PATH", help="scan files, DICOM folders, or folders of scans")
     batch.add_argument("--output", required=True, help="CSV file to write")
     batch.add_argument("--model", help="model file (default: the shipped model)")
-    batch.add_argument("--output-dir", help="also write per-scan results, markups and QC pictures here")
-    batch.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    batch.add_argument("--output-dir", help="also write per-scan results, markups and QC pictures here (sub-folders as the scans')")
+    batch.add_argument("--device", help=DEVICE_HELP)
     batch.add_argument("--exhaustive", action="store_true", help=EXHAUSTIVE_HELP)
     batch.set_defaults(run=run_batch)
 
@@ -182,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     phantoms.add_argument("--count", type=int, default=20, help="number of phantoms (default 20)")
     phantoms.add_argument("--first-seed", type=int, default=0, help="seed of the first phantom; the others follow (default 0)")
     phantoms.add_argument("--size", type=int, default=256, help="in-plane size in pixels (default 256)")
-    phantoms.add_argument("--extent", choices=EXTENTS, default="random", help="body region (default random)")
+    phantoms.add_argument("--extent", default="random", help="body region: abdomen, chest, whole_body, l3_edge or random (default)")
     phantoms.add_argument("--thickness", type=float, help="slice thickness in mm (default drawn per phantom)")
     phantoms.set_defaults(run=run_phantoms)
 
@@ -194,12 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except L3LocatorError as exc:
-        print(f"l3locator: error: {exc}", file=sys.stderr)
+    except (L3LocatorError, OSError) as exc:
+        from .runner import EXIT_BAD_INPUT, one_line
+
+        print(f"l3locator: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("l3locator: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -26,13 +26,14 @@ scored slices at most ``step`` slices apart, both with probability below ``suspi
 answer can differ from exhaustive scoring only if an L3-like run hides entirely in such a gap,
 and the confidence (which sums the masses of all runs) only by such a hidden run's mass.
 
-Precision (:mod:`l3locator.inference`): ``"mixed"`` screens in bfloat16 (2–3x faster on CPUs
+Precision (:mod:`l3locator.engine`): ``"mixed"`` screens in bfloat16 (2–3x faster on CPUs
 with native bfloat16). It then asks whether float32 could give another answer: with every
 bfloat16 log-odds off by at most ``bf16_logit_error``, each probability lies in a known interval,
 and (the rule being linear smoothing, sums and ratios) so does every quantity the answer is made
 of: each smoothed value's side of the threshold, the runs' masses and their order, the centre's
-rounding, and the comparisons behind the flags (:func:`uncertain_slices`). If none can change,
-the bfloat16 answer is the float32 answer and no float32 pass is run. Otherwise run-window
+rounding, and the comparisons behind the flags (:func:`~l3locator.locate.uncertain_slices`, the
+locate rule under bounds). If none can change, the bfloat16 answer is the float32 answer and no
+float32 pass is run. Otherwise run-window
 slices within the smoothing's reach of an uncertain value whose bfloat16 probability is not
 saturated (between ``fp32_band`` and ``1 - fp32_band``) are re-scored in float32, those that
 can move an uncertain value most first (:func:`influence`), in rounds that double the float32
@@ -58,14 +59,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .inference import SliceClassifier, native_bf16
-from .locate import PLAUSIBLE_EXTENT_MM, LocateRule, find_runs, locate_l3, smooth
+from .engine import ProgressCallback, ScanSlices, SliceClassifier, default_batch_size, pick_device, resolve_precision, score_slices
+from .locate import LocateRule, candidate_runs, probability_bounds, smooth, smoothing_weights, uncertain_slices
 from .modelfile import L3Model
-from .preprocessing import assemble_inputs, neighbor_offset_slices, preprocess_slices
-from .scoring import Cancelled, ProgressCallback, default_batch_size, pick_device
 from .volume import CTVolume
 
-PRECISIONS = ("auto", "fp32", "bf16", "mixed")
 #: Tallest plausible L3 run (mm), for estimating what sampling would cost.
 L3_RUN_MM = 40.0
 
@@ -147,36 +145,9 @@ class ScoredCurve:
                 "slices_rescored_fp32": int(self.rescored.sum())}
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The concrete precision (``"fp32"``, ``"bf16"`` or ``"mixed"``) ``precision`` means on ``device``."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        return "mixed" if device.type == "cpu" and native_bf16(device) else "fp32"
-    return precision
-
-
 def coarse_step_slices(slice_thickness_mm: float, plan: SamplingPlan = SamplingPlan()) -> int:
     """Coarse sampling step in slices (at least 1)."""
     return max(1, int(np.floor(plan.coarse_step_mm / slice_thickness_mm + 1e-9)))
-
-
-def smoothing_weights(num_slices: int, slice_thickness_mm: float, rule: LocateRule = LocateRule()) -> np.ndarray:
-    """Weight of a raw probability in the smoothed value ``d`` slices away under ``rule``, for
-    ``d = 0 .. reach`` (the last non-zero weight; capped at ``num_slices``).
-
-    Measured on the rule itself (the smoothing of an impulse by :func:`locate_l3`), so it stays
-    right if the rule's smoothing changes.
-    """
-    impulse = np.zeros(2 * num_slices + 1)
-    impulse[num_slices] = 1.0
-    weights = locate_l3(impulse, slice_thickness_mm, rule).smoothed[num_slices:]
-    return weights[: int(np.flatnonzero(weights).max()) + 1]
-
-
-def smoothing_reach(num_slices: int, slice_thickness_mm: float, rule: LocateRule = LocateRule()) -> int:
-    """How many slices away a raw probability still changes a smoothed one under ``rule``."""
-    return len(smoothing_weights(num_slices, slice_thickness_mm, rule)) - 1
 
 
 def influence(uncertain: np.ndarray, bounds: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -201,8 +172,7 @@ def fill_unscored(probabilities: np.ndarray, scored: np.ndarray) -> np.ndarray:
 def run_windows(probabilities: np.ndarray, scored: np.ndarray, slice_thickness_mm: float, reach: int, rule: LocateRule) -> np.ndarray:
     """Rule (a): bool mask of the slices within ``reach + 1`` of a candidate run of the filled curve."""
     windows = np.zeros(len(scored), dtype=bool)
-    smoothed = locate_l3(fill_unscored(probabilities, scored), slice_thickness_mm, rule).smoothed
-    for first, last in find_runs(smoothed >= rule.threshold):
+    for first, last in candidate_runs(smooth(fill_unscored(probabilities, scored), slice_thickness_mm, rule), rule):
         windows[max(0, first - 1 - reach) : last + 2 + reach] = True
     return windows
 
@@ -218,79 +188,6 @@ def suspicious_neighbours(probabilities: np.ndarray, scored: np.ndarray, suspici
     near[1:] |= suspicious[:-1]
     near[:-1] |= suspicious[1:]
     return near
-
-
-def probability_bounds(probabilities: np.ndarray, exact: np.ndarray, logit_error: float) -> np.ndarray:
-    """Per slice, how far the true (float32) probability may lie from ``probabilities``.
-
-    Slices marked ``exact`` are float32's (bound 0); the others are off by at most
-    ``logit_error`` in log-odds, which bounds the probability exactly.
-    """
-    p = np.clip(probabilities, 1e-12, 1 - 1e-12)
-    logit = np.log(p / (1 - p))
-    low, high = 1 / (1 + np.exp(-(logit - logit_error))), 1 / (1 + np.exp(-(logit + logit_error)))
-    return np.where(exact, 0.0, np.maximum(p - low, high - p))
-
-
-def uncertain_slices(probabilities: np.ndarray, bounds: np.ndarray, slice_thickness_mm: float, rule: LocateRule) -> np.ndarray:
-    """Bool mask of the slices whose smoothed value could change the answer of
-    :func:`~l3locator.locate.locate_l3` for some curve within ``bounds`` of ``probabilities``
-    (found, slice, range and flags; the confidence itself may move by the bounds). All False:
-    the answer is certain. A slice whose smoothed value is within its bound of the threshold is
-    marked alone; a run whose mass ranking, centre rounding, ``min_mass_mm``, rival or
-    confidence comparison is uncertain is marked whole. The anatomical check only removes runs
-    by their centres, which are then certain too."""
-    smoothed = smooth(probabilities, slice_thickness_mm, rule)
-    slack = smooth(bounds, slice_thickness_mm, rule)  # linear, non-negative weights: bounds map to bounds
-    uncertain = np.abs(smoothed - rule.threshold) <= slack  # a slice could change sides of the threshold
-    runs = find_runs(smoothed >= rule.threshold)
-    masses = np.array([smoothed[a : b + 1].sum() for a, b in runs]) * slice_thickness_mm
-    mass_slack = np.array([slack[a : b + 1].sum() for a, b in runs]) * slice_thickness_mm
-    total_low, total_high = masses.sum() - mass_slack.sum(), masses.sum() + mass_slack.sum()
-
-    def mark(*indices: int) -> None:
-        for i in indices:
-            uncertain[runs[i][0] : runs[i][1] + 1] = True
-
-    for i, ((first, last), mass, error) in enumerate(zip(runs, masses, mass_slack)):
-        if abs(mass - rule.min_mass_mm) <= error:
-            mark(i)
-        for j in (j for j in range(len(runs)) if j != i):
-            heavier_could_flip = abs(mass - masses[j]) <= error + mass_slack[j]
-            rival_could_flip = abs(masses[j] - rule.rival_fraction * mass) <= mass_slack[j] + rule.rival_fraction * error
-            if heavier_could_flip or rival_could_flip:
-                mark(i, j)  # which run wins, or multiple_candidates, could change
-        index = np.arange(first, last + 1)
-        weights, weight_slack = smoothed[first : last + 1], slack[first : last + 1]
-        centre = float(np.sum(index * weights) / weights.sum())
-        shift = float(np.sum(np.abs(index - centre) * weight_slack)) / max(float(weights.sum() - weight_slack.sum()), 1e-12)
-        if np.floor(centre - shift + 0.5) != np.floor(centre + shift + 0.5):
-            mark(i)  # the centre could round to another slice
-        extent_mm = (last - first + 1) * slice_thickness_mm
-        factor = 1.0 if PLAUSIBLE_EXTENT_MM[0] <= extent_mm <= PLAUSIBLE_EXTENT_MM[1] else 0.5
-        low = float((weights - weight_slack).max()) * (mass - error) / total_high * factor
-        high = float((weights + weight_slack).max()) * (mass + error) / max(total_low, 1e-12) * factor
-        if low < rule.low_confidence <= high:
-            mark(i)  # low_confidence could flip (were this run the winner)
-    return uncertain
-
-
-class _SliceCache:
-    """Preprocessed slices (steps 1–4 of :mod:`l3locator.preprocessing`), made on first use."""
-
-    def __init__(self, volume: CTVolume, model: L3Model) -> None:
-        self.stack = volume.axial_stack()
-        self.config = model.preprocessing
-        size = self.config.input_size
-        self.images = torch.empty((len(self.stack), size, size), dtype=torch.float32)
-        self.ready = np.zeros(len(self.stack), dtype=bool)
-
-    def ensure(self, indices: np.ndarray) -> None:
-        todo = np.unique(indices)
-        todo = todo[~self.ready[todo]]
-        if todo.size:
-            self.images[torch.as_tensor(todo)] = preprocess_slices(self.stack[todo], self.config)
-            self.ready[todo] = True
 
 
 def score_coarse_to_fine(
@@ -312,12 +209,13 @@ def score_coarse_to_fine(
             decide which slices are needed).
         plan: sampling settings.
         precision: ``"auto"``, ``"fp32"``, ``"mixed"`` or ``"bf16"`` (module docstring).
-        batch_size: slices per network call; None: :func:`~l3locator.scoring.default_batch_size`
+        batch_size: slices per network call; None: :func:`~l3locator.engine.default_batch_size`
             for each precision.
         progress: called as ``progress(done, planned)`` after each batch, counting network
             evaluations; ``planned`` grows when a round adds slices, and the last call has
             ``done == planned``.
-        should_cancel: polled between batches; returning True raises :class:`Cancelled`.
+        should_cancel: polled between batches; returning True raises
+            :class:`~l3locator.engine.Cancelled`.
     """
     n, thickness = volume.num_slices, volume.slice_thickness
     dev = pick_device(device)
@@ -330,9 +228,7 @@ def score_coarse_to_fine(
         mode = "fp32"
     screen = SliceClassifier(model, dev, "fp32" if mode == "fp32" else "bf16")
     exact = screen if mode == "fp32" else SliceClassifier(model, dev, "fp32")
-    cache = _SliceCache(volume, model)
-    config = model.preprocessing
-    offset = neighbor_offset_slices(config, thickness) * volume.superior_step
+    slices = ScanSlices.of_volume(volume, model.preprocessing)
     probabilities = np.zeros(n, dtype=np.float64)
     scored = np.zeros(n, dtype=bool)
     rescored = np.zeros(n, dtype=bool)
@@ -340,18 +236,10 @@ def score_coarse_to_fine(
 
     def score(indices: np.ndarray, classify: SliceClassifier) -> None:
         nonlocal done
-        planned = done + len(indices)
-        size = batch_size or default_batch_size(config.input_size, dev, classify.precision)
-        for start in range(0, len(indices), size):
-            if should_cancel is not None and should_cancel():
-                raise Cancelled("cancelled by the user")
-            batch = indices[start : start + size]
-            needed = batch if config.channel_mode == "repeat" else np.concatenate((batch, np.clip(batch - offset, 0, n - 1), np.clip(batch + offset, 0, n - 1)))
-            cache.ensure(needed)
-            probabilities[batch] = classify(assemble_inputs(cache.images, batch, config, thickness, volume.superior_step))
-            done += len(batch)
-            if progress is not None:
-                progress(done, planned)
+        before = done
+        report = None if progress is None else (lambda count, total: progress(before + count, before + total))
+        probabilities[indices] = score_slices(classify, slices, indices, batch_size=batch_size, progress=report, should_cancel=should_cancel)
+        done += len(indices)
 
     if every_slice:
         score(np.arange(n), screen)
@@ -382,7 +270,7 @@ def score_coarse_to_fine(
             break
         # the slices that can move an uncertain value most first; each round re-scores as many
         # as all rounds before it (at least 2, at most a batch): a few float32 scores often settle it
-        round_size = min(max(2, int(rescored.sum())), batch_size or default_batch_size(config.input_size, dev, "fp32"))
+        round_size = min(max(2, int(rescored.sum())), batch_size or default_batch_size(model.preprocessing.input_size, dev, "fp32"))
         fragile = fragile[np.argsort(-weight[fragile], kind="stable")][:round_size]
         score(np.sort(fragile), exact)
         rescored[fragile] = True

@@ -95,7 +95,7 @@ def write_label(label: L3Label, path: str | os.PathLike, *, overwrite: bool = Fa
         LabelError: ``path`` exists and ``overwrite`` is False.
     """
     path = Path(path)
-    text = json.dumps(label.to_dict(), indent=2) + "\n"
+    text = json.dumps(label.to_dict(), indent=2, allow_nan=False) + "\n"
     try:
         write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), overwrite=overwrite)
     except FileExistsError as exc:

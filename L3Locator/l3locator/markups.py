@@ -48,8 +48,9 @@ def markups_document(position_ras: list[float], *, label: str = "L3", descriptio
 
 
 def write_markups_point(path: str | os.PathLike, position_ras: list[float], *, label: str = "L3", description: str = "") -> Path:
-    """Write a one-point ``.mrk.json`` atomically (temporary file, then rename)."""
-    text = json.dumps(markups_document(position_ras, label=label, description=description), indent=2)
+    """Write a one-point ``.mrk.json`` atomically (temporary file, then rename); strict JSON
+    (a non-finite coordinate raises ``ValueError`` and nothing is written)."""
+    text = json.dumps(markups_document(position_ras, label=label, description=description), indent=2, allow_nan=False)
     return write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 

@@ -23,6 +23,7 @@ import torch
 import torchvision
 
 from .atomic import write_atomically
+from .choices import ARCHITECTURES
 from .errors import ModelFileError
 from .locate import LocateRule
 from .models import DEFAULT_MODEL_PATH
@@ -31,8 +32,6 @@ from .preprocessing import PreprocessingConfig
 FORMAT = "l3locator-model"
 FORMAT_VERSION = 1
 CLASS_NAMES = ("not_L3", "L3")
-#: Architectures a model file may name. ResNet50 is the paper's; ResNet18 serves quick tests.
-ARCHITECTURES = ("resnet50", "resnet18")
 
 
 def build_network(arch: str = "resnet50", num_classes: int = len(CLASS_NAMES)) -> torch.nn.Module:
@@ -99,7 +98,8 @@ def load_model(path: str | os.PathLike | None = None) -> L3Model:
 
     Raises:
         ModelFileError: the file is missing, unreadable, not an L3Locator model, from a newer
-            format version, or its weights do not fit its declared architecture.
+            format version, or its weights do not fit its declared architecture or hold NaN or
+            infinite values.
     """
     path = Path(path) if path is not None else DEFAULT_MODEL_PATH
     if not path.is_file():
@@ -120,9 +120,14 @@ def load_model(path: str | os.PathLike | None = None) -> L3Model:
         preprocessing = PreprocessingConfig.from_dict(payload["preprocessing"])
         locate_rule = LocateRule.from_dict(payload.get("locate_rule") or {})
         network = build_network(arch, int(payload["num_classes"]))
-        network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+        state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+        network.load_state_dict(state)
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: incompatible or damaged model file ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+    broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if broken:
+        more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
+        raise ModelFileError(f"{path}: damaged model file: weights hold NaN or infinite values ({broken[0]}{more})")
     if class_names != CLASS_NAMES:
         raise ModelFileError(f"{path}: expected classes {CLASS_NAMES}, file has {class_names}")
     network.eval()

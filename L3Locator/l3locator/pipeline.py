@@ -12,15 +12,12 @@ import numpy as np
 import torch
 
 from .anatomy import has_lungs
-from .errors import InputError
+from .engine import ProgressCallback, score_volume
 from .fast_scoring import score_coarse_to_fine
 from .locate import LocateRule, locate_l3
 from .modelfile import L3Model, load_model
-from .reading import load_ct
-from .scoring import ProgressCallback, score_volume
+from .reading import check_volume, load_ct
 from .volume import AXIS_NAMES, CTVolume
-
-MIN_SLICES = 2
 
 
 @dataclass
@@ -45,12 +42,14 @@ class L3Result:
     num_slices: int = 0
     slice_thickness_mm: float = 0.0
     scored_slices: list[int] | None = None
+    warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the contract keys (``input``, ``l3_found``, ``l3_slice_index``,
         ``l3_slice_range``, ``l3_position_ras``, ``confidence``, ``flags``,
-        ``slice_probabilities``, ``model``, ``seconds``) and a few more."""
+        ``slice_probabilities``, ``model``, ``seconds``) and a few more, among them ``warnings``:
+        what the reader and the input checks noticed about the scan (one sentence each)."""
         return {
             "input": self.input,
             "l3_found": self.l3_found,
@@ -66,18 +65,9 @@ class L3Result:
             "slice_axis": self.slice_axis,
             "num_slices": self.num_slices,
             "slice_thickness_mm": round(self.slice_thickness_mm, 4),
+            "warnings": list(self.warnings),
             **self.extra,
         }
-
-
-def check_volume(volume: CTVolume) -> None:
-    """Reject volumes that cannot be searched, with a message a user can act on."""
-    if volume.num_slices < MIN_SLICES:
-        raise InputError(f"{volume.source or 'volume'}: only {volume.num_slices} axial slice(s); L3 search needs a stack of slices")
-    if not np.issubdtype(volume.voxels.dtype, np.number) or np.issubdtype(volume.voxels.dtype, np.complexfloating):
-        raise InputError(f"{volume.source or 'volume'}: voxel type {volume.voxels.dtype} is not a CT intensity")
-    if volume.metadata.get("looks_like_ct") is False:
-        raise InputError(f"{volume.source or 'volume'}: values do not look like CT in Hounsfield units (no air below -500 HU); is this an MR or a processed image?")
 
 
 def result_from_probabilities(
@@ -89,17 +79,20 @@ def result_from_probabilities(
     rule: LocateRule = LocateRule(),
     scored_slices: list[int] | None = None,
     anatomy_check: bool = True,
+    input_name: str | None = None,
 ) -> L3Result:
     """Turn per-slice probabilities of ``volume`` into an :class:`L3Result` (see ``locate``).
 
     ``anatomy_check``: reject candidates whose centre slice shows lungs (:mod:`l3locator.anatomy`).
+    The result's ``input`` is ``input_name`` (default: ``volume.source``); its ``warnings`` are
+    ``volume.metadata["warnings"]`` (what the reader and :func:`check_volume` noticed).
     """
     stack = volume.axial_stack()
     reject = (lambda index: has_lungs(stack[index])) if anatomy_check else None
     found = locate_l3(probabilities, volume.slice_thickness, rule, reject_centre=reject)
     position = volume.slice_center_ras(found.slice_index).round(3).tolist() if found.l3_found else None
     return L3Result(
-        input=volume.source,
+        input=volume.source if input_name is None else input_name,
         l3_found=found.l3_found,
         l3_slice_index=found.slice_index,
         l3_slice_range=found.slice_range,
@@ -113,6 +106,7 @@ def result_from_probabilities(
         num_slices=volume.num_slices,
         slice_thickness_mm=volume.slice_thickness,
         scored_slices=scored_slices,
+        warnings=[str(warning) for warning in volume.metadata.get("warnings", [])],
     )
 
 
@@ -131,11 +125,14 @@ def find_l3(
 ) -> L3Result:
     """Read ``source`` (a path or a volume), score its slices, and locate L3.
 
+    The result is complete: its ``input`` is ``source`` as given (or the volume's ``source``),
+    its ``seconds`` the wall time of the whole job, reading included when given a path.
+
     By default only the slices that decide the answer are scored (coarse-to-fine,
     :mod:`l3locator.fast_scoring`), screened in bfloat16 where the CPU has it natively and
     re-scored in float32 where a probability near the answer is not saturated: the same L3
     slice as scoring every slice in float32, several times faster. ``exhaustive=True`` scores
-    every slice in float32 (the reference, :func:`~l3locator.scoring.score_volume`).
+    every slice in float32 (the reference, :func:`~l3locator.engine.score_volume`).
 
     The result's ``slice_probabilities`` has one value per slice either way. ``scored_slices``
     lists the slices the model actually scored, or is None when it scored every slice; an
@@ -149,7 +146,7 @@ def find_l3(
         model: an :class:`L3Model`, a model file path, or None for the shipped default model.
         device: ``"cpu"``, ``"cuda"``...; None picks CUDA when present.
         batch_size: slices per network call; None: the fastest for the model and device
-            (:func:`~l3locator.scoring.default_batch_size`).
+            (:func:`~l3locator.engine.default_batch_size`).
         rule: the locate rule (also steers which slices the fast path scores); None: the
             model's own (:attr:`L3Model.locate_rule`, stored in its file).
         progress: called as ``progress(done, total)`` while slices are scored (on the fast path
@@ -162,6 +159,27 @@ def find_l3(
             ``anatomy_rejected``; :mod:`l3locator.anatomy`). The fast path finds the same runs as
             exhaustive scoring, so the check changes both alike.
     """
+    return read_and_find_l3(
+        source, model, device=device, batch_size=batch_size, rule=rule, progress=progress, should_cancel=should_cancel,
+        exhaustive=exhaustive, precision=precision, anatomy_check=anatomy_check,
+    )[1]
+
+
+def read_and_find_l3(
+    source: str | os.PathLike | CTVolume,
+    model: L3Model | str | os.PathLike | None = None,
+    *,
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    rule: LocateRule | None = None,
+    progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    exhaustive: bool = False,
+    precision: str = "auto",
+    anatomy_check: bool = True,
+) -> tuple[CTVolume, L3Result]:
+    """:func:`find_l3` (same arguments) that also returns the volume it searched: for shells
+    that draw or save more from the scan (the QC picture) without reading it twice."""
     started = time.perf_counter()
     volume = source if isinstance(source, CTVolume) else load_ct(source)
     check_volume(volume)
@@ -176,7 +194,8 @@ def find_l3(
         probabilities = curve.probabilities
         scored_slices = None if curve.complete else curve.scored_indices()
         scoring = curve.summary()
+    input_name = volume.source if isinstance(source, CTVolume) else os.fspath(source)
     result = result_from_probabilities(volume, probabilities, model_name=l3model.name, seconds=time.perf_counter() - started, rule=rule,
-                                       scored_slices=scored_slices, anatomy_check=anatomy_check)
+                                       scored_slices=scored_slices, anatomy_check=anatomy_check, input_name=input_name)
     result.extra["scoring"] = scoring
-    return result
+    return volume, result

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .choices import CHANNEL_MODES
 from .volume import CTVolume
 
-CHANNEL_MODES = ("repeat", "neighbors")
 #: A slice whose stretch percentiles are closer than this (HU) counts as constant → zeros.
 MIN_STRETCH_SPAN_HU = 1.0
 
@@ -87,8 +87,14 @@ def preprocess_slices(hu_slices: np.ndarray | torch.Tensor, config: Preprocessin
     Returns:
         float32 tensor ``[N, input_size, input_size]`` with values in [0, 1].
     """
-    x = torch.as_tensor(np.ascontiguousarray(hu_slices) if isinstance(hu_slices, np.ndarray) else hu_slices)
-    x = x.to(torch.float32).clamp_(config.hu_min, config.hu_max)
+    # One copy, straight to float32 (the conversion step needs it anyway): writable, so torch
+    # accepts it without warning even when the slices are a read-only view of a file's bytes, and
+    # the in-place clamp never writes into the caller's volume.
+    if isinstance(hu_slices, np.ndarray):
+        x = torch.from_numpy(np.array(hu_slices, dtype=np.float32, order="C"))
+    else:
+        x = hu_slices.to(torch.float32, copy=True)
+    x = x.clamp_(config.hu_min, config.hu_max)
     n, rows, cols = x.shape
     side = max(rows, cols)
     if rows != cols:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .pipeline import L3Result
+from .atomic import write_atomically
 from .volume import CTVolume
+
+if TYPE_CHECKING:
+    from .pipeline import L3Result
 
 DISPLAY_WINDOW_HU = (-400.0, 1000.0)
 PANEL_HEIGHT = 384
@@ -82,10 +86,6 @@ def render_qc(volume: CTVolume, result: L3Result) -> Image.Image:
 
 
 def write_qc_png(path: str | os.PathLike, volume: CTVolume, result: L3Result) -> Path:
-    """Render and save the QC picture as PNG (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    render_qc(volume, result).save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    """Render the QC picture and save it as PNG at ``path``, atomically (:mod:`l3locator.atomic`)."""
+    picture = render_qc(volume, result)
+    return write_atomically(path, lambda temporary: picture.save(temporary, format="PNG"))

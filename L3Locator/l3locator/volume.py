@@ -36,7 +36,14 @@ class CTVolume:
         voxels: HU values indexed ``[k, j, i]`` (any real dtype; readers give int16 or float32).
         ijk_to_ras: 4x4 float64 matrix, voxel index ``(i, j, k, 1)`` → RAS millimetres.
         source: where the volume came from (a path, or a description such as ``"phantom"``).
-        metadata: free-form facts from the reader (modality, series UID, warnings, ...).
+        metadata: free-form facts from the reader (modality, series UID, ...). Two keys have a
+            fixed meaning: ``"warnings"``, a list of one-line strings saying what the reader
+            and the checks noticed (shown to the user and written to the result), and
+            ``"looks_like_ct"``, the verdict of the HU value-range check
+            (:func:`l3locator.reading.check_ct_values`).
+
+    Raises:
+        ValueError: voxels not 3D or empty, or ``ijk_to_ras`` not a finite, invertible 4x4 matrix.
     """
 
     voxels: np.ndarray
@@ -48,8 +55,12 @@ class CTVolume:
         self.ijk_to_ras = np.asarray(self.ijk_to_ras, dtype=np.float64)
         if self.voxels.ndim != 3:
             raise ValueError(f"a CT volume needs a 3D array, got shape {self.voxels.shape}")
+        if self.voxels.size == 0:
+            raise ValueError(f"a CT volume needs at least one voxel along each axis, got shape {self.voxels.shape}")
         if self.ijk_to_ras.shape != (4, 4):
             raise ValueError(f"ijk_to_ras must be 4x4, got {self.ijk_to_ras.shape}")
+        if not np.all(np.isfinite(self.ijk_to_ras)):
+            raise ValueError("ijk_to_ras has non-finite (NaN or infinite) entries")
         if abs(np.linalg.det(self.ijk_to_ras[:3, :3])) < 1e-12:
             raise ValueError("ijk_to_ras is singular")
 

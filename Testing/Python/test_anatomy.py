@@ -17,9 +17,11 @@ def ellipse(shape, centre, radii):
 
 
 def body_slice(lungs: bool, gas_bubbles: int = 0, shape=(96, 96)) -> np.ndarray:
-    """Air around a soft-tissue trunk (and a separate arm); two lungs or a few gas bubbles inside."""
+    """Air around a soft-tissue trunk with a vertebra (and a separate arm); two lungs or a few gas
+    bubbles inside."""
     hu = np.full(shape, -1000, dtype=np.int16)
     hu[ellipse(shape, (48, 44), (34, 38))] = 40
+    hu[ellipse(shape, (70, 44), (5, 6))] = 700  # bone: a CT without it is refused before L3 is searched
     hu[ellipse(shape, (48, 90), (10, 5))] = 40  # an arm beside the body: not part of the trunk
     if lungs:
         hu[ellipse(shape, (44, 28), (20, 13))] = -850

@@ -17,6 +17,9 @@ MODULE_FOLDERS = ("L3Locator", "L3LocatorTraining")
 #: Build and tool leftovers that are never installed.
 IGNORED_PARTS = ("__pycache__", ".pytest_cache")
 IGNORED_SUFFIXES = (".pyc", ".egg-info")
+#: Files of a module folder that are deliberately not installed into Slicer (folders end in "/"):
+#: the synthetic-CT generator and the demo built on it serve tests, benchmarks and developers.
+NOT_INSTALLED = {"L3Locator": ("l3locator/phantoms/", "l3locator/demo.py"), "L3LocatorTraining": ()}
 
 
 def cmake_list(cmake_text: str, variable: str, module_name: str) -> list[str]:
@@ -34,6 +37,8 @@ def installable_files(folder: Path) -> set[str]:
         if not path.is_file() or path.name == "CMakeLists.txt" or path.name.startswith("."):
             continue
         if any(part in IGNORED_PARTS or part.endswith(IGNORED_SUFFIXES) for part in relative.parts):
+            continue
+        if relative.as_posix().startswith(NOT_INSTALLED[folder.name]):
             continue
         files.add(relative.as_posix())
     return files

@@ -1,5 +1,7 @@
-"""Evaluation reports: per-case rows, the summary recomputed independently, the picture,
-cross-validation by patient, the ``evaluate`` command, and (slow) accuracy after training."""
+"""Evaluation reports: per-case rows, the summary recomputed independently, warnings about
+failures and in-sample figures, the picture, strict JSON, cross-validation by patient, the
+``train`` run's verdict on its final model, the ``evaluate`` command, and (slow) accuracy after
+training."""
 
 import io
 import json
@@ -20,10 +22,17 @@ from l3locator.preprocessing import PreprocessingConfig
 from l3locator.training.cache import prepare_cases
 from l3locator.training.dataset import discover_cases
 from l3locator.training.design import DesignParameters
-from l3locator.training.evaluate import case_row, cross_validate, evaluate_model, summarise, write_report
+from l3locator.training import evaluate as evaluate_module
+from l3locator.training import optimize as optimize_module
+from l3locator.training import workflow as workflow_module
+from l3locator.training.evaluate import (
+    build_report, case_row, cross_validate, evaluate_model, failure_warnings, in_sample_check, summarise, write_report,
+)
+from l3locator.training.metrics import SliceCounts
 from l3locator.training.progress import PREFIX
-from l3locator.training.train import TrainingBudget, train_model
-from l3locator.writing import write_nifti
+from l3locator.training.report_plot import FAILURE_STRIP, PLOT_BOX, RED
+from l3locator.training.train import EpochStats, TrainingBudget, TrainingResult, train_model
+from l3locator.phantoms.writing import write_nifti
 
 
 
@@ -69,8 +78,9 @@ def recompute(rows):
         "within_1": sum(e <= 1 for e in errors) / len(errors), "within_2": sum(e <= 2 for e in errors) / len(errors),
         "f1": 2 * tp / (2 * tp + fp + fn),
     }
-    true = [(r["true_range"][0] + r["true_range"][1]) / 2 for r in truth_rows]
-    pred = [r["predicted_index"] for r in truth_rows]
+    answered = [r for r in truth_rows if r["l3_found"]]  # failures have no predicted slice of their own
+    true = [(r["true_range"][0] + r["true_range"][1]) / 2 for r in answered]
+    pred = [r["predicted_index"] for r in answered]
     fit = stats.linregress(true, pred)
     out.update(slope=fit.slope, intercept=fit.intercept, r2=fit.rvalue ** 2)
     return out
@@ -111,6 +121,48 @@ def test_summary_matches_an_independent_computation():
     check_summary(summary, rows)
     assert summary["cases"] == 5 and summary["failures"] == 1
     assert summary["cases_without_l3"] == 1 and summary["false_positive_cases"] == 1
+    assert summary["regression"]["cases"] == 4  # the failure counts in the errors, not in the fit
+    assert summary["error_slices"]["max"] == pytest.approx(99 - 42)
+
+
+def test_failures_and_false_positives_are_warned_about_and_a_fold_that_found_nothing_is_named():
+    rows = [row((10, 14), 12, fold=1), row((20, 24), 99, found=False, fold=1),
+            row((30, 34), 99, found=False, fold=2), row((40, 44), 0, found=False, fold=2), row(None, 50, fold=2)]
+    for n, r in enumerate(rows):
+        r["case"] = f"c{n}"
+    warnings = failure_warnings(rows)
+    assert len(warnings) == 3
+    assert warnings[0].startswith("fold 2: no L3 found in any of its 2 labelled case(s)")
+    assert "no L3 found in 3 of 4 labelled case(s) (c1, c2, c3)" in warnings[1]
+    assert "L3 found in 1 case(s) labelled without L3 (c4)" in warnings[2]
+    assert failure_warnings(rows[:1]) == []
+    report = build_report(rows, in_sample=False, warnings=["first"])
+    assert report["warnings"] == ["first", *warnings] and report["in_sample"] is False
+    assert [(f["fold"], f["cases"], f["failures"]) for f in report["per_fold"]] == [(1, 2, 1), (2, 2, 2)]
+
+
+def red_pixels(picture, box):
+    left, top, right, bottom = box
+    pixels = np.asarray(picture.convert("RGB"))[top + 2 : bottom - 1, left + 2 : right - 1].reshape(-1, 3)
+    return int(np.sum(np.all(pixels == RED, axis=1)))
+
+
+def test_the_picture_shows_failures_apart_from_the_fit_and_the_json_is_strict(tmp_path):
+    rows = [row((10, 14), 12), row((20, 24), 23), row((30, 34), 31), row((40, 44), 99, found=False, tp=0, fn=5)]
+    report = build_report(rows, in_sample=False)
+    answered_only = build_report(rows[:3], in_sample=False)
+    assert report["summary"]["regression"] == answered_only["summary"]["regression"]
+    report["summary"]["slice_f1"] = float("nan")  # a statistic that does not exist is written as null
+    json_path, png_path = write_report(report, tmp_path)
+    stored = json.loads(json_path.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in the report JSON"))
+    assert stored["summary"]["slice_f1"] is None and stored["warnings"] == report["warnings"] and len(stored["warnings"]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cv_report.json", "cv_report.png"]  # no temporary files left
+    strip = (PLOT_BOX[0], FAILURE_STRIP[0], PLOT_BOX[2], FAILURE_STRIP[1])
+    with Image.open(png_path) as picture:
+        assert red_pixels(picture, PLOT_BOX) == 0  # the failure is not a point of the scatter
+        assert red_pixels(picture, strip) > 10  # but a cross in the "no L3 found" strip
+    with Image.open(write_report(answered_only, tmp_path / "clean")[1]) as picture:
+        assert red_pixels(picture, strip) == 0
 
 
 def test_a_case_without_an_answer_counts_at_the_far_end(folder):
@@ -128,6 +180,8 @@ def test_evaluating_a_model_writes_a_report_whose_numbers_recompute(folder, tmp_
     assert [r["case"] for r in rows] == ["c0", "c1", "c2", "c3"]
     assert all(r["l3_found"] and r["error_slices"] <= 0.5 for r in rows)  # the truth is a middle, the answer a slice
     assert report["summary"]["slice_f1"] == 1.0 and report["summary"]["within_1"] == 1.0
+    assert report["in_sample"] is None and "does not list the cases it was trained on" in report["warnings"][0]
+    assert all(r["seen_by_model"] is None for r in rows)
     json_path, png_path = write_report(report, tmp_path)
     stored = json.loads(json_path.read_text())
     check_summary(stored["summary"], stored["cases"])
@@ -143,6 +197,7 @@ def test_cross_validation_predicts_every_case_once_by_a_model_that_did_not_see_i
     budget = TrainingBudget(epochs=1, arch="resnet18", preprocessing=TINY, device="cpu", precision="fp32", seed=2)
     report = cross_validate(cases, DesignParameters(learning_rate=1e-2), budget, 2)
     rows = report["cases"]
+    assert report["in_sample"] is False
     assert sorted(r["case"] for r in rows) == ["c0", "c1", "c2", "c3"]
     assert sorted({r["fold"] for r in rows}) == [1, 2]
     assert [f["cases"] for f in report["per_fold"]] == [2, 2]
@@ -150,9 +205,27 @@ def test_cross_validation_predicts_every_case_once_by_a_model_that_did_not_see_i
     assert report["design_parameters"]["learning_rate"] == 1e-2 and report["folds"] == 2
 
 
+def test_in_sample_is_judged_from_the_case_names_the_provenance_lists(folder, tmp_path):
+    sources = discover_cases(folder).cases  # c0 .. c3
+    trained_here = {"data": {"folder": str(folder.resolve()), "training_cases": ["c0", "c1"], "validation_cases": ["c2"]}}
+    in_sample, seen, warnings = in_sample_check(trained_here, sources)
+    assert in_sample is True and seen == {"c0": "training", "c1": "training", "c2": "validation"}
+    assert warnings[0].startswith("IN-SAMPLE: 3 of 4 evaluated case(s) were used to make this model (2 to train it, 1 to choose it among")
+    in_sample, seen, warnings = in_sample_check({"data": {"training_cases": ["z"], "validation_cases": ["c1"]}}, sources)
+    assert in_sample is True and seen == {"c1": "validation"} and "(1 to choose it among the optimisation trials;" in warnings[0]
+    assert in_sample_check({"data": {"training_cases": ["c3"]}}, sources)[:2] == (True, {"c3": "training"})  # no folder recorded
+    elsewhere = {"data": {"folder": str(tmp_path / "other"), "training_cases": ["c0"]}}
+    in_sample, seen, warnings = in_sample_check(elsewhere, sources)
+    assert in_sample is None and seen == {"c0": "training"} and "if they are the same scans" in warnings[0]
+    assert in_sample_check({"data": {"folder": str(folder), "training_cases": ["x", "y"]}}, sources) == (False, {}, [])
+    in_sample, seen, warnings = in_sample_check({"data": {"cases": 4}}, sources)
+    assert in_sample is None and seen == {} and "does not list the cases it was trained on" in warnings[0]
+
+
 def test_evaluate_command(folder, tmp_path):
     cases = prepare_cases(discover_cases(folder).cases, TINY, tmp_path / "cache")
     result = train_model(cases[:2], DesignParameters(learning_rate=1e-2), TrainingBudget(epochs=1, arch="resnet18", preprocessing=TINY, device="cpu"))
+    result.model.provenance = {"data": {"folder": str(folder.resolve()), "training_cases": [c.name for c in cases[:2]]}}
     model_path = result.model.save(tmp_path / "m.pt")
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
@@ -164,10 +237,56 @@ def test_evaluate_command(folder, tmp_path):
     assert lines[-1]["report"] == str(tmp_path / "eval" / "cv_report.json")
     assert len(report["cases"]) == 4 and (tmp_path / "eval" / "cv_report.png").is_file()
     check_summary(report["summary"], report["cases"])
+    # The model was trained on c0 and c1: the figures are in-sample, and every output says so.
+    assert report["in_sample"] is True and lines[-1]["in_sample"] is True
+    assert [r["seen_by_model"] for r in report["cases"]] == ["training", "training", None, None]
+    assert report["warnings"][0].startswith("IN-SAMPLE") and lines[-1]["warnings"] == report["warnings"]
+    assert "WARNING: IN-SAMPLE: 2 of 4 evaluated case(s) were used to make this model (2 to train it;" in err.getvalue() and "IN-SAMPLE error" in err.getvalue()
     # Cross-validation needs the design parameters in the model's provenance: this one has none.
     with redirect_stdout(io.StringIO()), redirect_stderr(err):
         assert main(["evaluate", str(folder), "--model", str(model_path), "--folds", "2", "--output-dir", str(tmp_path / "cv")]) == 2
     assert "does not record its design parameters" in err.getvalue()
+
+
+def fake_training_result(network: torch.nn.Module) -> TrainingResult:
+    return TrainingResult(L3Model(network, TINY, arch="resnet18"), [EpochStats(10, 2, 0, 0.5, 0.01)], 0.01, {})
+
+
+@pytest.mark.parametrize("network, validated", [(NeverL3Net, False), (BigSquareNet, True)])
+def test_train_says_whether_cross_validation_found_l3_in_every_case(folder, tmp_path, monkeypatch, network, validated):
+    """``train`` with every training run replaced by a fixed network: one that never answers
+    (each fold finds nothing) and one that is always right."""
+
+    def train_model(cases, params, budget, *, on_epoch=None):
+        if on_epoch:
+            on_epoch(1, 0.5)
+        return fake_training_result(network())
+
+    for module in (optimize_module, evaluate_module, workflow_module):
+        monkeypatch.setattr(module, "train_model", train_model)
+    monkeypatch.setattr(optimize_module, "validation_counts", lambda model, cases, **kwargs: SliceCounts(1, 0, 0))
+    monkeypatch.setattr(L3Model, "save", lambda self, path, **kwargs: path)  # the stand-in networks are not ResNets
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["train", str(folder), "--output-dir", str(tmp_path), "--small", "--input-size", "32", "--trials", "1",
+                     "--folds", "2", "--progress", "json", "--cache-dir", str(tmp_path / "cache")])
+    assert code == 0, err.getvalue()
+    done = [json.loads(line[len(PREFIX) + 1 :]) for line in out.getvalue().splitlines() if line.startswith(PREFIX)][-1]
+    report = json.loads((tmp_path / "cv_report.json").read_text())
+    assert done["stage"] == "done" and done["validated"] is validated and done["warnings"] == report["warnings"]
+    text = err.getvalue()
+    if validated:
+        assert report["summary"]["failures"] == 0 and report["warnings"] == []
+        assert f"final model: {tmp_path / 'final_model.pt'}" in text and "NOT VALIDATED" not in text and "WARNING" not in text
+    else:
+        assert report["summary"]["failures"] == 4 and [f["failures"] for f in report["per_fold"]] == [2, 2]
+        assert report["warnings"][:2] == [
+            "fold 1: no L3 found in any of its 2 labelled case(s); that fold's model learned nothing usable",
+            "fold 2: no L3 found in any of its 2 labelled case(s); that fold's model learned nothing usable",
+        ]
+        assert "WARNING: fold 1: no L3 found in any" in text and "NO L3 FOUND in 2 of 2" in text
+        assert "final model, NOT VALIDATED" in text and f"final model: {tmp_path / 'final_model.pt'}" not in text
+        assert "NOT VALIDATED" in done["message"]
 
 
 @pytest.mark.slow
@@ -183,7 +302,7 @@ def test_a_briefly_trained_model_finds_l3_on_held_out_phantoms(tmp_path):
     asks for every L3 found, one within 2 slices at least, and a mean error of at most 3 slices
     (an untrained or broken model finds nothing or misses by ~10 slices or more).
     """
-    from l3locator.phantom import generate_phantom, write_phantom_case
+    from l3locator.phantoms import generate_phantom, write_phantom_case
     from l3locator.pipeline import find_l3
 
     train_folder = tmp_path / "train"

@@ -15,29 +15,23 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter1d
 
 from l3locator.cli import main
+from l3locator.engine import Cancelled, score_volume
 from l3locator.fast_scoring import (
     SamplingPlan,
-    uncertain_slices,
     coarse_step_slices,
     fill_unscored,
     influence,
-    probability_bounds,
-    resolve_precision,
     run_windows,
     score_coarse_to_fine,
-    smoothing_reach,
-    smoothing_weights,
     suspicious_neighbours,
 )
-from l3locator.inference import SliceClassifier
-from l3locator.locate import LocateRule, find_runs, locate_l3
+from l3locator.locate import LocateRule, find_runs, smooth
 from l3locator.modelfile import L3Model
-from l3locator.phantom import generate_phantom
+from l3locator.phantoms import generate_phantom
+from l3locator.phantoms.writing import write_nifti
 from l3locator.pipeline import find_l3, result_from_probabilities
 from l3locator.preprocessing import PreprocessingConfig, assemble_inputs, preprocess_volume
-from l3locator.scoring import Cancelled, default_batch_size, score_volume
 from l3locator.volume import CTVolume
-from l3locator.writing import write_nifti
 
 THUMB = 8
 
@@ -174,33 +168,6 @@ def test_small_bf16_drift_is_certified_without_an_fp32_pass_and_gives_the_same_a
         assert careful.rescored.any()  # a huge bound certifies nothing near a run
 
 
-def test_probability_bounds_and_certainty_of_an_answer():
-    p = np.array([0.5, 0.99, 0.01, 0.5])
-    bounds = probability_bounds(p, np.array([False, False, False, True]), 0.3)
-    assert bounds[0] == pytest.approx(1 / (1 + np.exp(-0.3)) - 0.5) and bounds[3] == 0.0
-    assert bounds[1] < 0.004 and bounds[2] < 0.004  # saturated slices hardly move (about p (1 - p) x 0.3)
-    curve = np.full(60, 0.02)
-    curve[20:33] = 0.98  # odd length: the centre is a whole slice
-    rule = LocateRule()
-
-    def certain(values, bounds):
-        return not uncertain_slices(values, bounds, 2.5, rule).any()
-
-    assert certain(curve, probability_bounds(curve, np.zeros(60, bool), 0.3))
-    assert not certain(curve, np.full(60, 0.5))  # anything could happen
-    errors = (0.0, 0.3, 0.6, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 8.0)
-    verdicts = [certain(curve, probability_bounds(curve, np.zeros(60, bool), e)) for e in errors]
-    assert verdicts[0] and not verdicts[-1] and verdicts == sorted(verdicts, reverse=True)  # wider bounds never certify more
-    first_doubt = errors[verdicts.index(False)]
-    marked = uncertain_slices(curve, probability_bounds(curve, np.zeros(60, bool), first_doubt), 2.5, rule)
-    assert marked.any() and not marked[:10].any() and not marked[45:].any()  # near the run, not far from it
-    tie = np.full(60, 0.02)
-    tie[20:30] = 0.98  # symmetric run: its centre is exactly 24.5, half-way between two slices
-    assert certain(tie, np.zeros(60))
-    marked = uncertain_slices(tie, np.full(60, 1e-4), 2.5, rule)  # the slightest change could round it either way
-    assert marked[22:28].all()  # the whole run is marked
-
-
 def test_exhaustive_switch_scores_every_slice_in_fp32(case):
     volume, model, _ = case
     model.network.calls = 0
@@ -208,28 +175,6 @@ def test_exhaustive_switch_scores_every_slice_in_fp32(case):
     assert result.scored_slices is None and model.network.calls == volume.num_slices
     assert result.extra["scoring"] == {"strategy": "exhaustive", "precision": "fp32", "slices_scored": volume.num_slices, "slices_rescored_fp32": 0}
     np.testing.assert_array_equal(result.slice_probabilities, score_volume(model, volume))
-
-
-def test_smoothing_reach_matches_the_gaussian_truncation():
-    rule = LocateRule(smoothing_mm=4.0)
-    assert smoothing_reach(500, 1.0, rule) == 12  # sigma 4 slices, truncated at 3 sigma
-    assert smoothing_reach(100, 5.0, rule) == 2  # sigma 0.8 slice: int(2.4 + 0.5)
-    assert smoothing_reach(100, 20.0, rule) == 0  # sigma below a quarter slice: no smoothing
-    assert smoothing_reach(10, 0.5, rule) == 10  # reach capped at the scan length
-
-
-def test_batch_size_shrinks_with_the_input_on_a_cpu():
-    cpu = torch.device("cpu")
-    assert default_batch_size(224, cpu, "fp32") == default_batch_size(224, cpu, "bf16") == 8
-    assert default_batch_size(128, cpu, "bf16") == 16 and default_batch_size(128, cpu, "fp32") == 8
-    assert default_batch_size(224, torch.device("cuda"), "fp32") == 64
-
-
-def test_smoothing_weights_are_the_rules_gaussian():
-    weights = smoothing_weights(500, 1.0, LocateRule(smoothing_mm=4.0))
-    assert len(weights) == 13
-    np.testing.assert_allclose(weights / weights[0], np.exp(-np.arange(13) ** 2 / 32.0), rtol=1e-9)
-    assert abs(weights[0] + 2 * weights[1:].sum() - 1.0) < 1e-12
 
 
 def test_influence_is_the_bound_times_the_heaviest_weight_to_an_uncertain_value():
@@ -251,7 +196,7 @@ def test_windows_reach_past_each_run_and_suspicion_reaches_the_neighbours():
     scored = np.zeros(300, dtype=bool)
     scored[::8] = True
     scored[100:130] = True
-    (first, last), = find_runs(locate_l3(fill_unscored(p, scored), 1.0).smoothed >= 0.5)
+    (first, last), = find_runs(smooth(fill_unscored(p, scored), 1.0) >= 0.5)
     windows = run_windows(p, scored, 1.0, 12, LocateRule())
     np.testing.assert_array_equal(np.flatnonzero(windows), np.arange(first - 13, last + 14))
     assert not suspicious_neighbours(p, scored, 0.25)[[249, 251]].any()  # 250 is not scored: its value is not evidence
@@ -297,24 +242,6 @@ def test_progress_grows_to_the_planned_total_and_cancel_stops(case):
         score_coarse_to_fine(model, volume, should_cancel=lambda: True)
 
 
-def test_auto_precision_is_fp32_off_cpu_and_validated():
-    assert resolve_precision("auto", torch.device("cuda")) == "fp32"
-    assert resolve_precision("auto", torch.device("cpu")) in ("mixed", "fp32")
-    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
-    with pytest.raises(ValueError, match="precision"):
-        resolve_precision("fp8", torch.device("cpu"))
-    with pytest.raises(ValueError, match="precision"):
-        SliceClassifier(L3Model.new("resnet18"), "cpu", "auto")
-
-
-def test_classifier_leaves_the_network_weights_untouched():
-    model = L3Model.new("resnet18", PreprocessingConfig(input_size=32))
-    before = {k: v.clone() for k, v in model.network.state_dict().items()}
-    SliceClassifier(model, "cpu", "bf16")(torch.rand(2, 3, 32, 32))
-    after = model.network.state_dict()
-    assert all(torch.equal(before[k], after[k]) and before[k].is_contiguous() == after[k].is_contiguous() for k in before)
-
-
 def test_cli_exhaustive_flag(tmp_path, capsys, monkeypatch):
     phantom = generate_phantom(7, shape_ij=(32, 32), slice_thickness_mm=2.5, extent="abdomen")
     scan = write_nifti(phantom.volume, tmp_path / "scan.nii.gz")
@@ -324,10 +251,11 @@ def test_cli_exhaustive_flag(tmp_path, capsys, monkeypatch):
     assert printed["scoring"]["strategy"] == "exhaustive" and printed["scored_slices"] is None
     assert main(["find", str(scan), "--model", str(model_file), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["scoring"]["strategy"] != "exhaustive"
-    import l3locator.cli
+    import l3locator.pipeline
 
     switches = []
-    monkeypatch.setattr(l3locator.cli, "find_l3", lambda *a, **kw: switches.append(kw["exhaustive"]) or find_l3(*a, **kw))
+    read_and_find = l3locator.pipeline.read_and_find_l3
+    monkeypatch.setattr(l3locator.pipeline, "read_and_find_l3", lambda *a, **kw: switches.append(kw["exhaustive"]) or read_and_find(*a, **kw))
     output = tmp_path / "out.csv"
     for extra in (["--exhaustive"], []):
         assert main(["batch", str(scan), "--model", str(model_file), "--output", str(output), *extra]) == 0

@@ -87,3 +87,11 @@ def test_atomic_writes_are_readable_by_others_never_replace_without_intent_and_l
     write_atomically(target, lambda tmp: open(tmp, "w").write("second"))
     assert target.read_text() == "second"
     assert sorted(p.name for p in target.parent.iterdir()) == ["case.l3.json"]  # no temporary files left
+
+
+def test_labels_are_strict_json(tmp_path):
+    with pytest.raises(ValueError):
+        write_label(label(l3_position_ras=[0.0, float("inf"), 1.0]), tmp_path / "c1.l3.json")
+    assert list(tmp_path.iterdir()) == []
+    path = write_label(label(l3_position_ras=[0.0, -20.5, 1.0]), tmp_path / "c1.l3.json")
+    assert json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name))["l3_position_ras"] == [0.0, -20.5, 1.0]

@@ -39,3 +39,9 @@ def test_slicer_markups_logic_loads_the_point(tmp_path):
     node.GetNthControlPointPositionWorld(0, position)
     np.testing.assert_allclose(position, [1.5, -2.0, 30.0])
     assert node.GetNthControlPointLabel(0) == "L3"
+
+
+def test_non_finite_points_are_refused_and_nothing_is_written(tmp_path):
+    with pytest.raises(ValueError):
+        write_markups_point(tmp_path / "p.mrk.json", [float("nan"), 0.0, 1.0])
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary

@@ -110,3 +110,28 @@ def test_locate_rule_travels_with_the_model_and_old_files_get_the_default(tiny_m
         torch.save({**payload, "locate_rule": bad}, tmp_path / "bad.pt")
         with pytest.raises(ModelFileError, match="incompatible or damaged"):
             load_model(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_at_load_naming_the_file(tiny_model, tmp_path, bad):
+    payload = torch.load(tiny_model.save(tmp_path / "m.pt"), weights_only=True)
+    weights = dict(payload["state_dict"])
+    weights["layer2.0.conv1.weight"] = weights["layer2.0.conv1.weight"].clone()
+    weights["layer2.0.conv1.weight"][0, 0, 0, 0] = bad
+    torch.save({**payload, "state_dict": weights}, tmp_path / "poisoned.pt")
+    with pytest.raises(ModelFileError) as raised:
+        load_model(tmp_path / "poisoned.pt")
+    message = str(raised.value)
+    assert "poisoned.pt" in message and "NaN or infinite" in message and "layer2.0.conv1.weight" in message and "\n" not in message
+
+
+def test_weights_that_overflow_half_precision_are_refused_at_load(tiny_model, tmp_path):
+    import copy
+    from dataclasses import replace
+
+    big = replace(tiny_model, network=copy.deepcopy(tiny_model.network))
+    with torch.no_grad():
+        big.network.fc.bias[1] = 1e6  # float16 tops out at 65504: stored as infinity
+    assert load_model(big.save(tmp_path / "full.pt")).network.fc.bias[1] == 1e6
+    with pytest.raises(ModelFileError, match="fc.bias"):
+        load_model(big.save(tmp_path / "half.pt", half=True))

@@ -4,6 +4,7 @@
 import io
 import json
 import math
+import os
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from conftest import TINY
 from l3locator.cli import main
 from l3locator.errors import L3LocatorError
 from l3locator.modelfile import L3Model, load_model
-from l3locator.phantom import generate_phantom, write_phantom_case
+from l3locator.phantoms import generate_phantom, write_phantom_case
 from l3locator.pipeline import find_l3
 from l3locator.training import optimize as optimize_module
 from l3locator.training.cache import PreparedCase
@@ -103,11 +104,29 @@ def test_control_optimises_five_parameters_with_fixed_oversampling_and_class_wei
     assert all(p.oversampling_rate == 0.0 and p.class_weight == 0.5 for p, _ in fake_training)
 
 
-def test_a_torn_last_line_is_ignored(tmp_path, fake_training):
+def test_a_crash_while_logging_leaves_the_log_whole(tmp_path, fake_training, monkeypatch):
+    optimise(fake_cases(), tmp_path, trials=2, budget=budget())
+    log = tmp_path / "trials.jsonl"
+    before = log.read_text()
+    run = json.loads((tmp_path / "run.json").read_text(), parse_constant=lambda name: pytest.fail(f"{name} in run.json"))
+    assert run["training_cases"] and run["data"]["cases"] == 6
+
+    def power_cut(fd):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "fsync", power_cut)  # every write fails before its file appears
+    with pytest.raises(OSError, match="disk gone"):
+        optimise(fake_cases(), tmp_path, trials=4, budget=budget(), resume=True)
+    assert log.read_text() == before and [r.trial for r in read_trials(log)] == [1, 2]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary files left
+
+
+def test_a_damaged_log_line_is_a_clear_error(tmp_path, fake_training):
     optimise(fake_cases(), tmp_path, trials=2, budget=budget())
     log = tmp_path / "trials.jsonl"
     log.write_text(log.read_text() + '{"trial": 3, "par')
-    assert [r.trial for r in read_trials(log)] == [1, 2]
+    with pytest.raises(L3LocatorError, match="line 3 is not a trial record.*remove that line"):
+        read_trials(log)
     log.write_text('{"broken"\n' + log.read_text())
     with pytest.raises(L3LocatorError, match="line 1"):
         read_trials(log)
@@ -145,6 +164,7 @@ def test_small_training_run_resumes_and_its_model_is_usable(phantom_folder, tmp_
     assert code == 0, err
     assert [r["trial"] for r in lines if r["stage"] == "trial_start"] == [1, 2]
     assert lines[-1]["stage"] == "done" and lines[-1]["report"] is None
+    assert lines[-1]["validated"] is False and "final model, not cross-validated" in err
     first = (output / "trials.jsonl").read_text().splitlines()
     assert len(first) == 2
 
@@ -163,6 +183,7 @@ def test_small_training_run_resumes_and_its_model_is_usable(phantom_folder, tmp_
     assert Path(done["model"]) == output / "final_model.pt" and Path(done["report"]) == output / "cv_report.json"
     report = json.loads(Path(done["report"]).read_text())
     assert len(report["cases"]) == 5 and {r["fold"] for r in report["cases"]} == {1, 2}
+    assert done["validated"] is (report["summary"]["failures"] == 0) and done["warnings"] == report["warnings"]
 
     best = load_model(output / "best_model.pt")
     provenance = best.provenance
@@ -177,6 +198,10 @@ def test_small_training_run_resumes_and_its_model_is_usable(phantom_folder, tmp_
 
     final = load_model(output / "final_model.pt")
     assert final.provenance["kind"] == "final" and final.provenance["metrics"]["cross_validation"]["cases"] == 5
+    assert final.provenance["metrics"]["validated"] is done["validated"]
+    assert final.provenance["metrics"]["cross_validation_warnings"] == report["warnings"]
+    assert final.provenance["data"]["training_cases"] == [f"case{n}" for n in range(5)]
+    assert final.provenance["data"]["folder"] == str(phantom_folder.resolve())
     phantom = generate_phantom(999, shape_ij=(64, 64), slice_thickness_mm=5.0, extent="abdomen")
     result = find_l3(phantom.volume, best, device="cpu")
     assert len(result.slice_probabilities) == phantom.volume.num_slices
@@ -184,3 +209,11 @@ def test_small_training_run_resumes_and_its_model_is_usable(phantom_folder, tmp_
     # The file loads through the command too.
     code, _, err = run_cli(["find", str(phantom_folder / "case0.nii.gz"), "--model", str(output / "final_model.pt"), "--json", "--device", "cpu"])
     assert code == 0, err
+    # Evaluating the final model on the folder it was trained on is reported as in-sample.
+    code, lines, err = run_cli(["evaluate", str(phantom_folder), "--model", str(output / "final_model.pt"), "--output-dir", str(tmp_path / "eval"),
+                                "--device", "cpu", "--progress", "json"])
+    assert code == 0, err
+    evaluated = json.loads((tmp_path / "eval" / "cv_report.json").read_text())
+    assert evaluated["in_sample"] is True and lines[-1]["in_sample"] is True
+    assert {r["seen_by_model"] for r in evaluated["cases"]} == {"training"}
+    assert "WARNING: IN-SAMPLE: 5 of 5 evaluated case(s) were used to make this model (5 to train it;" in err

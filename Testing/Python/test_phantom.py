@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from l3locator.labels import l3_range_from_vertebra_map
-from l3locator.phantom import L3_LABEL, VERSE_IDS, generate_phantom, write_phantom_case
+from l3locator.phantoms import L3_LABEL, VERSE_IDS, generate_phantom, write_phantom_case
 
 
 def _mid(ranges: dict[str, tuple[int, int]], name: str) -> int:
@@ -248,3 +248,27 @@ def test_write_phantom_case_as_nrrd_reads_back_in_the_same_geometry(tmp_path, ab
     assert np.array_equal(lab.voxels, abdomen.vertebra_labels)
     with pytest.raises(ValueError):
         write_phantom_case(abdomen, tmp_path, "ph4", fmt="png")
+
+
+# Summaries of three small phantoms (64 x 64, 5 mm), recorded from the generator: any change to the anatomy,
+# the scanner model or the order of random draws shows up here as a visible diff. Tolerances allow only
+# floating-point noise between platforms (a voxel rounding the other way), not a changed organ or level.
+PINNED = [
+    # seed, extent, shape, l3_range, L3 slices (any label), mean HU, fraction > 300 HU, L3 voxels, labelled voxels, pixel mm
+    (3, "abdomen", (73, 64, 64), (36, 42), (35, 43), -571.823, 0.01075, 288, 2593, 6.805),
+    (4, "whole_body", (140, 64, 64), (44, 50), (43, 51), -712.885, 0.01684, 267, 3685, 6.7621),
+    (8, "l3_edge", (33, 64, 64), (30, 32), (29, 32), -607.345, 0.00559, 104, 1645, 6.4537),
+]
+
+
+@pytest.mark.parametrize("seed, extent, shape, l3_range, l3_slices, mean_hu, bone_fraction, l3_voxels, labelled, pixel_mm", PINNED)
+def test_pinned_phantoms_are_unchanged(seed, extent, shape, l3_range, l3_slices, mean_hu, bone_fraction, l3_voxels, labelled, pixel_mm):
+    ph = generate_phantom(seed, shape_ij=(64, 64), slice_thickness_mm=5.0, extent=extent)
+    voxels = ph.volume.voxels
+    assert voxels.shape == shape and ph.params["variant"] == "normal"
+    assert ph.l3_range == l3_range and ph.level_ranges["L3"] == l3_slices
+    assert ph.params["pixel_spacing_mm"] == pytest.approx(pixel_mm, abs=1e-3)
+    assert float(voxels.mean()) == pytest.approx(mean_hu, abs=0.05)
+    assert float((voxels > 300).mean()) == pytest.approx(bone_fraction, abs=2e-4)
+    assert int((ph.vertebra_labels == L3_LABEL).sum()) == pytest.approx(l3_voxels, rel=0.02)
+    assert int((ph.vertebra_labels > 0).sum()) == pytest.approx(labelled, rel=0.01)

@@ -1,7 +1,9 @@
 """find_l3 end to end (structure and geometry) and the CLI contract.
 
-Accuracy needs a trained model and is tested with the training code; here an untrained model
-gives arbitrary probabilities, so tests check shapes, keys, geometry, outputs and errors.
+Accuracy needs a trained model and is tested with the training code; here a seeded untrained
+model gives arbitrary but fixed probabilities, and models with a fixed answer (every slice L3,
+or none) exercise both outcomes deterministically: tests check shapes, keys, geometry, outputs
+and errors.
 """
 
 import json
@@ -11,14 +13,16 @@ import pytest
 import torch
 from PIL import Image
 
-from l3locator.cli import CSV_COLUMNS, main
+from l3locator.cli import main
 from l3locator.errors import InputError
 from l3locator.markups import read_markups_points
 from l3locator.modelfile import L3Model
-from l3locator.pipeline import check_volume, find_l3, result_from_probabilities
+from l3locator.outputs import CSV_COLUMNS
+from l3locator.phantoms.writing import write_nifti
+from l3locator.pipeline import find_l3, result_from_probabilities
 from l3locator.preprocessing import PreprocessingConfig
+from l3locator.reading import check_volume
 from l3locator.volume import CTVolume
-from l3locator.writing import write_nifti
 
 CONTRACT_KEYS = {
     "input", "l3_found", "l3_slice_index", "l3_slice_range", "l3_position_ras",
@@ -36,6 +40,21 @@ def body_volume(slices: int = 20, thickness: float = 3.0) -> CTVolume:
     voxels = np.repeat(slice_[None], slices, axis=0)
     matrix = np.array([[-0.8, 0, 0, 10.0], [0, -0.8, 0, 20.0], [0, 0, thickness, -300.0], [0, 0, 0, 1]])
     return CTVolume(voxels, matrix, source="body")
+
+
+def fixed_answer_model(path, l3: bool):
+    """A model file whose network gives every slice the same answer (zero weights, a large bias
+    for or against L3): with ``l3`` L3 is found at the middle slice of any scan, without never."""
+    model = L3Model.new("resnet18", PreprocessingConfig(input_size=32))
+    with torch.no_grad():
+        model.network.fc.weight.zero_()
+        model.network.fc.bias.copy_(torch.tensor([-10.0, 10.0] if l3 else [10.0, -10.0]))
+    return model.save(path)
+
+
+def strict_json(text: str):
+    """``json.loads`` that refuses NaN and infinities, as every JSON reader but Python's does."""
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
 
 
 @pytest.fixture(scope="module")
@@ -104,17 +123,38 @@ def test_single_slice_and_non_ct_are_rejected():
         check_volume(mr_like)
 
 
-def test_cli_find_json_and_outputs(model_file, scan_file, tmp_path, capsys):
-    code = main(["find", str(scan_file), "--model", str(model_file), "--json", "--output-dir", str(tmp_path / "out")])
+def test_find_l3_result_is_complete_input_and_seconds_included(model_file, scan_file):
+    result = find_l3(str(scan_file), model_file)
+    assert result.input == str(scan_file) and result.seconds > 0
+    volume = body_volume()
+    volume.metadata["warnings"] = ["slice spacing fixed"]
+    from_volume = find_l3(volume, model_file)
+    assert from_volume.input == "body" and from_volume.warnings == ["slice spacing fixed"]
+    assert from_volume.to_dict()["warnings"] == ["slice spacing fixed"]
+
+
+def test_cli_find_json_and_outputs(scan_file, tmp_path, capsys):
+    always, never = fixed_answer_model(tmp_path / "always.pt", True), fixed_answer_model(tmp_path / "never.pt", False)
+    out = tmp_path / "out"
+    code = main(["find", str(scan_file), "--model", str(always), "--json", "--output-dir", str(out)])
     assert code == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert CONTRACT_KEYS <= set(printed)
+    printed = strict_json(capsys.readouterr().out)
+    assert CONTRACT_KEYS <= set(printed) and printed["warnings"] == []
     assert len(printed["slice_probabilities"]) == 20
+    assert printed["l3_found"] and printed["l3_slice_index"] == 10  # every slice L3: the middle one
     outputs = printed["outputs"]
-    assert json.loads(open(outputs["result"]).read())["input"] == printed["input"]
+    assert set(outputs) == {"result", "markups", "qc"}
+    assert outputs["result"] == str(out / "body_L3.json")
+    assert strict_json(open(outputs["result"]).read())["input"] == printed["input"] == str(scan_file)
     assert Image.open(outputs["qc"]).size[0] > 100
-    if printed["l3_found"]:
-        np.testing.assert_allclose(read_markups_points(outputs["markups"])[0], printed["l3_position_ras"])
+    np.testing.assert_allclose(read_markups_points(outputs["markups"])[0], printed["l3_position_ras"])
+
+    # A new run for the same scan replaces its files together: no stale markups beside "no L3".
+    assert main(["find", str(scan_file), "--model", str(never), "--json", "--output-dir", str(out)]) == 0
+    again = strict_json(capsys.readouterr().out)
+    assert not again["l3_found"] and set(again["outputs"]) == {"result", "qc"}
+    assert not strict_json((out / "body_L3.json").read_text())["l3_found"]
+    assert sorted(p.name for p in out.iterdir()) == ["body_L3.json", "body_L3_qc.png"]
 
 
 def test_cli_bad_input_exits_2_with_one_line(model_file, tmp_path, capsys):
@@ -140,3 +180,18 @@ def test_cli_batch_reports_bad_scans_in_their_row(model_file, scan_file, tmp_pat
     assert lines[0].split(",") == list(CSV_COLUMNS) and len(lines) == 4
     assert [line.split(",")[1] for line in lines[1:]] == ["ok", "error", "error"]
     assert "unsupported file type" in lines[2]
+
+
+def test_demo_writes_into_a_new_temporary_folder_not_the_current_one(tmp_path, monkeypatch, capsys):
+    from l3locator import demo
+
+    for folder in ("cwd", "temporary"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "temporary"))
+    assert demo.main(["--model", str(fixed_answer_model(tmp_path / "always.pt", True))]) == 0
+    printed = capsys.readouterr().out
+    assert list((tmp_path / "cwd").iterdir()) == []
+    (folder,) = (tmp_path / "temporary").iterdir()
+    assert folder.name.startswith("l3locator-demo-") and str(folder) in printed
+    assert {p.name for p in folder.iterdir()} >= {"phantom7.nii.gz", "phantom7_L3.json", "phantom7_L3.mrk.json", "phantom7_L3_qc.png"}

@@ -92,3 +92,29 @@ def test_config_round_trip_and_rejects_unknown_keys():
         PreprocessingConfig.from_dict({**config.to_dict(), "gamma": 2})
     with pytest.raises(ValueError):
         PreprocessingConfig(channel_mode="rgb")
+
+
+def test_read_only_slices_are_taken_without_a_torch_warning_and_never_written(recwarn):
+    """A NIfTI volume is a read-only view of the file's bytes; float32 input must not be clamped in place."""
+    rng = np.random.default_rng(3)
+    read_only = rng.integers(-1000, 2000, size=(3, 40, 40)).astype(np.int16)
+    read_only.flags.writeable = False
+    float_slices = rng.uniform(-3000, 3000, size=(3, 40, 40)).astype(np.float32)
+    before = float_slices.copy()
+    config = PreprocessingConfig(input_size=32)
+    torch.testing.assert_close(preprocess_slices(read_only, config), preprocess_slices(read_only.copy(), config))
+    preprocess_slices(float_slices, config)
+    preprocess_slices(torch.from_numpy(float_slices), config)
+    assert np.array_equal(float_slices, before)
+    assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
+def test_preprocess_volume_of_a_read_only_volume_gives_no_warning(recwarn):
+    voxels = _ramp_volume().voxels.astype(np.int16)
+    voxels.flags.writeable = False
+    volume = CTVolume(voxels, np.diag([-1.0, -1.0, 2.0, 1.0]))  # LPS-like: axial_stack is voxels itself
+    stack = volume.axial_stack()
+    assert np.shares_memory(stack, voxels) and stack.flags.c_contiguous and not stack.flags.writeable
+    slices = preprocess_volume(volume, PreprocessingConfig(input_size=32))
+    assert slices.shape == (9, 32, 32)
+    assert not [w for w in recwarn if "not writable" in str(w.message)]

@@ -1,4 +1,4 @@
-"""Reading CT scans (DICOM, NIfTI, NRRD) and writing them back (l3locator.reading, l3locator.writing)."""
+"""Reading CT scans (DICOM, NIfTI, NRRD) and writing them back (l3locator.reading, l3locator.phantoms.writing)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pydicom.uid import JPEG2000Lossless, generate_uid
 from l3locator.errors import InputError
 from l3locator.reading import list_dicom_series, load_ct
 from l3locator.volume import CTVolume
-from l3locator.writing import write_dicom_series, write_nifti, write_nrrd
+from l3locator.phantoms.writing import write_dicom_series, write_nifti, write_nrrd
 
 THORAX_DICOM = "itkelastix_thorax_dicom"
 

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from conftest import TINY, synthetic_volume
+from l3locator.engine import score_volume
 from l3locator.errors import InputError, LabelError
 from l3locator.labels import L3Label, write_label
 from l3locator.preprocessing import PreprocessingConfig, preprocess_volume
-from l3locator.scoring import score_volume
 from l3locator.training import cache as cache_module
 from l3locator.training import train as train_module
 from l3locator.training.augment import (
@@ -25,9 +25,11 @@ from l3locator.training.augment import (
     augment_samples,
     random_affine_matrices,
 )
-from l3locator.training.cache import data_summary, prepare_case, prepare_cases
+from l3locator.training.cache import prepare_case, prepare_cases
 from l3locator.training.clipping import clip_gradients
-from l3locator.training.dataset import discover_cases, patient_of, slice_targets, truth_index
+from l3locator.training.dataset import (
+    data_summary, discover_cases, folder_summary, patient_of, slice_targets, training_blockers, truth_index,
+)
 from l3locator.training.design import (
     CLASS_WEIGHT_CLAMP, DesignParameters, class_loss_weights, params_from_point, point_from_params, search_space,
 )
@@ -35,7 +37,7 @@ from l3locator.training.progress import KEYS, PREFIX, ProgressReporter
 from l3locator.training.sampling import plan_epoch
 from l3locator.training.splits import kfold_cases, validation_split
 from l3locator.training.train import TrainingBudget, case_probabilities, train_model, weighted_loss
-from l3locator.writing import write_nifti
+from l3locator.phantoms.writing import write_nifti
 
 
 
@@ -353,9 +355,70 @@ def test_validation_scoring_from_the_cache_agrees_with_inference(prepared, case_
     assert np.abs(cached - direct).max() < 1e-2
 
 
+def test_a_diverged_network_scores_as_a_failed_trial_not_an_error(prepared):
+    """Validation goes through the engine but keeps a diverged trial's NaN: F1 0, the search goes on."""
+    from l3locator.modelfile import L3Model
+
+    model = L3Model.new("resnet18", TINY)
+    with torch.no_grad():
+        model.network.fc.bias.fill_(float("nan"))
+    assert np.isnan(case_probabilities(model, prepared[0])).all()
+    counts = train_module.validation_counts(model, prepared[:2])
+    assert counts.tp == counts.fp == 0 and counts.fn == sum(int(c.targets().sum()) for c in prepared[:2]) and counts.f1 == 0.0
+
+
+def test_training_precision_is_its_own_question():
+    """Training autocasts (fp16 needs a GPU's gradient scaler); scoring's "mixed" is no training precision."""
+    cpu = torch.device("cpu")
+    assert train_module.resolve_training_precision("auto", cpu) in ("bf16", "fp32")
+    assert train_module.resolve_training_precision("fp32", cpu) == "fp32"
+    with pytest.raises(ValueError, match="CUDA"):
+        train_module.resolve_training_precision("fp16", cpu)
+    with pytest.raises(ValueError, match="precision"):
+        TrainingBudget(precision="mixed")
+
+
 def test_data_summary_counts(prepared):
     summary = data_summary(prepared)
-    assert summary == {"cases": 5, "patients": 5, "slices": 120, "l3_slices": 25, "cases_without_l3": 0}
+    assert summary == {"cases": 5, "patients": 5, "cases_with_l3": 5, "cases_without_l3": 0,
+                       "slices": 120, "l3_slices": 25, "other_slices": 95}
+
+
+def test_folder_summary_counts_from_the_labels_and_lists_every_problem(case_folder, tmp_path):
+    clean = folder_summary(case_folder)
+    assert {k: clean[k] for k in data_summary([])} == data_summary(prepare_cases(discover_cases(case_folder).cases, TINY, tmp_path / "cache"))
+    assert clean["unlabelled_files"] == [] and clean["problems"] == []
+
+    write_json_case(tmp_path, "a", num_slices=24, l3_range=(8, 12))
+    volume = synthetic_volume(20, (5, 9))
+    write_nifti(volume, tmp_path / "b.nii.gz")
+    no_l3 = np.zeros(volume.voxels.shape, np.uint8)
+    no_l3[:, 10:20, 10:20] = 21  # a vertebra map with L2 only
+    nib.save(nib.Nifti1Image(no_l3.T, volume.ijk_to_ras), tmp_path / "b_vertebrae.nii.gz")
+    write_nifti(volume, tmp_path / "unlabelled.nii.gz")
+    (tmp_path / "orphan.l3.json").write_text((tmp_path / "a.l3.json").read_text().replace('"a.nii.gz"', '"gone.nii.gz"'))
+    write_nifti(volume, tmp_path / "broken.nii.gz")
+    (tmp_path / "broken.l3.json").write_text("{not json")
+
+    summary = folder_summary(tmp_path)
+    assert {k: summary[k] for k in ("cases", "patients", "cases_with_l3", "cases_without_l3", "slices", "l3_slices", "other_slices")} == {
+        "cases": 2, "patients": 2, "cases_with_l3": 1, "cases_without_l3": 1, "slices": 44, "l3_slices": 5, "other_slices": 39}
+    assert summary["unlabelled_files"] == ["broken.nii.gz", "unlabelled.nii.gz"]
+    problems = summary["problems"]
+    assert len(problems) == 2, problems
+    assert "broken.l3.json" in problems[0] and "not a readable label file" in problems[0]
+    assert "1 label(s)" in problems[1] and "orphan.l3.json" in problems[1]
+    with pytest.raises(LabelError, match="broken.l3.json"):  # training itself stops at the first bad label
+        discover_cases(tmp_path)
+
+
+def test_what_keeps_a_folder_from_being_trained_on():
+    summary = data_summary([])
+    assert training_blockers(summary, folds=0) == [
+        "0 patient(s): training needs at least 2", "no case has a labelled L3: nothing to learn"]
+    enough = {**summary, "patients": 3, "l3_slices": 9}
+    assert training_blockers(enough, folds=0) == [] and training_blockers(enough, folds=3) == []
+    assert training_blockers(enough, folds=5) == ["3 patient(s): training needs at least 2 (and at least as many as --folds 5)"]
 
 
 def test_budget_round_trips_and_the_small_configuration():

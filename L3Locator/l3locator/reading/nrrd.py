@@ -3,6 +3,8 @@
 Geometry comes from ``space`` (the frame, e.g. ``left-posterior-superior``), ``space directions``
 (one vector per axis, in that frame, mm) and ``space origin``; it is converted to RAS. pynrrd's
 array (``index_order="F"``) is indexed ``[i, j, k]`` and is transposed (a view) to ``[k, j, i]``.
+A header without ``space directions`` gives the voxel size by ``spacings``; one without either
+is refused rather than read with a guessed 1 mm.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ import numpy as np
 
 from ..errors import InputError
 from ..volume import CTVolume
-from ._common import check_ct_values, replace_non_finite, rescale_to_hu
+from ._common import (
+    check_ct_values,
+    check_not_empty,
+    check_regular_file,
+    library_warnings_into,
+    one_line,
+    replace_non_finite,
+    rescale_to_hu,
+)
 
 #: Sign that turns each anatomical word of a NRRD ``space`` into RAS (+1: same direction).
 _RAS_SIGN = {"right": 1.0, "left": -1.0, "anterior": 1.0, "posterior": -1.0, "superior": 1.0, "inferior": -1.0}
@@ -51,18 +61,63 @@ def _spatial_axes(header: dict, ndim: int) -> list[int]:
     return list(range(ndim))
 
 
+def _detached_data_file(header: dict, path: str) -> str | None:
+    """Path of the data file a ``.nhdr`` header names (relative to the header's folder), or None."""
+    name = header.get("datafile", header.get("data file"))
+    if name is None:
+        return None
+    return name if os.path.isabs(name) else os.path.join(os.path.dirname(path), name)
+
+
+def _read_file(path: str, warnings: list[str]) -> tuple[np.ndarray, dict]:
+    """Voxels ``[i, j, k, ...]`` and header of the NRRD file at ``path``.
+
+    The sizes are checked before any data is read, and a detached data file must be a regular
+    file (a FIFO would block the read).
+    """
+    try:
+        with library_warnings_into(warnings), open(path, "rb") as stream:
+            header = nrrd.read_header(stream)
+            check_not_empty(header["sizes"], path)
+            data_file = _detached_data_file(header, path)
+            if data_file is not None:
+                check_regular_file(data_file)
+            data = nrrd.read_data(header, stream, path, index_order="F")
+    except InputError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, zlib.error, nrrd.NRRDError) as exc:
+        raise InputError(f"cannot read NRRD file {path}: {one_line(exc)}") from exc
+    return data, header
+
+
+def _directions(header: dict, spatial: list[int], path: str, warnings: list[str]) -> np.ndarray:
+    """3x3 matrix whose rows are the i, j, k axis vectors in the file's space (mm or its unit)."""
+    if header.get("space directions") is not None:
+        directions = np.asarray(header["space directions"], dtype=np.float64)[spatial]
+        if directions.shape != (3, 3):
+            raise InputError(f"{path}: expected 3D space directions, got {directions.tolist()}")
+        return directions
+    spacings = header.get("spacings")
+    spacing = None if spacings is None else np.asarray(spacings, dtype=np.float64)[spatial]
+    if spacing is None or not np.all(np.isfinite(spacing)) or np.any(spacing == 0):
+        raise InputError(
+            f"{path}: the voxel size is unknown (no 'space directions' and 'spacings' {spacings}); "
+            "add the voxel spacing to the header"
+        )
+    warnings.append("no 'space directions' in the header; assuming axes along the scanner axes")
+    return np.diag(spacing)
+
+
 def read_nrrd(path: str | os.PathLike) -> CTVolume:
     """Read a NRRD file as a :class:`CTVolume` in HU (int16 when exact, else float32).
 
-    Non-spatial axes of size 1 are dropped; more than one component or time point raises
-    :class:`InputError`. ``metadata["looks_like_ct"]`` and ``warnings`` report a value range
-    unlike CT in HU.
+    Non-spatial axes of size 1 are dropped; more than one component or time point, a dimension
+    of size 0, or an unknown voxel size raises :class:`InputError`.
+    ``metadata["looks_like_ct"]`` and ``warnings`` report a value range unlike CT in HU.
     """
     path = str(path)
-    try:
-        data, header = nrrd.read(path, index_order="F")
-    except (OSError, EOFError, ValueError, zlib.error, nrrd.NRRDError) as exc:
-        raise InputError(f"cannot read NRRD file {path}: {exc}") from exc
+    warnings: list[str] = []
+    data, header = _read_file(path, warnings)
     if data.dtype.kind not in "iubf":
         raise InputError(f"{path} holds {data.dtype} data; expected a scalar CT volume")
 
@@ -72,20 +127,15 @@ def read_nrrd(path: str | os.PathLike) -> CTVolume:
         raise InputError(f"{path} has shape {data.shape} with {len(spatial)} spatial axes; expected a single 3D volume")
     data = data.squeeze(axis=tuple(others)) if others else data
 
-    warnings: list[str] = []
     signs = _space_to_ras(header.get("space"), warnings)
-    if header.get("space directions") is not None:
-        directions = np.asarray(header["space directions"], dtype=np.float64)[spatial]
-        if directions.shape != (3, 3):
-            raise InputError(f"{path}: expected 3D space directions, got {directions.tolist()}")
-    else:
-        spacings = header.get("spacings")
-        spacing = np.ones(3) if spacings is None else np.asarray(spacings, dtype=np.float64)[spatial]
-        directions = np.diag(np.where(np.isfinite(spacing), spacing, 1.0))
-        warnings.append("no 'space directions' in the header; assuming axes along the scanner axes")
+    directions = _directions(header, spatial, path, warnings)
     origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=np.float64)
+    if not np.all(np.isfinite(origin)):
+        warnings.append(f"'space origin' {origin.tolist()} is not finite; its unknown coordinates are set to 0 mm")
     units = [str(u).lower() for u in header.get("space units", [])]
     scale = _UNIT_TO_MM.get(units[0], 1.0) if units else 1.0
+    if units and units[0] not in _UNIT_TO_MM:
+        warnings.append(f"unknown 'space units' {units[0]!r}; assuming millimetres")
 
     matrix = np.eye(4)
     matrix[:3, :3] = signs[:, None] * directions.T * scale  # columns: i, j, k axis vectors
@@ -96,5 +146,5 @@ def read_nrrd(path: str | os.PathLike) -> CTVolume:
     check_ct_values(voxels, metadata)
     try:
         return CTVolume(np.ascontiguousarray(voxels.T), matrix, source=path, metadata=metadata)
-    except ValueError as exc:  # singular matrix
+    except ValueError as exc:  # singular or non-finite matrix
         raise InputError(f"{path}: unusable geometry ({exc})") from exc

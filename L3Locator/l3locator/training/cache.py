@@ -15,8 +15,8 @@ setting is simply a miss:
 * ``<image key>-<label key>.truth.json``: the L3 range read from a vertebra map (JSON labels are
   cheap and are re-read every time, so a corrected label is seen at once).
 
-Writes are atomic (temporary file, then rename). Nothing is ever deleted; remove the folder to
-reclaim space.
+Writes are atomic (:func:`~l3locator.atomic.write_atomically`; JSON through :mod:`.strict_json`).
+Nothing is ever deleted; remove the folder to reclaim space.
 """
 
 from __future__ import annotations
@@ -31,17 +31,17 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_atomically
+from ..choices import CACHE_FOLDER
 from ..preprocessing import PreprocessingConfig, preprocess_volume
 from ..reading import load_ct
 from ..volume import CTVolume
 from .dataset import CaseSource, geometry_volume, read_truth, slice_targets
+from .strict_json import write_json
 
 CACHE_VERSION = 1
 #: Names the rule that derives the L3 range from a label map (labels.l3_range_from_vertebra_map);
 #: a new rule gets a new name so cached ranges from the old one are not reused.
 TRUTH_RULE = "majority"
-#: The cache folder's name inside a training run's output folder, unless another is given.
-CACHE_FOLDER = "slice_cache"
 #: Preprocessing settings that change the stored slices (steps 1–4).
 SLICE_SETTINGS = ("hu_min", "hu_max", "stretch_low_percentile", "stretch_high_percentile", "input_size")
 
@@ -67,10 +67,6 @@ class PreparedCase:
         """Per-slice class, int64 (1 = L3)."""
         return slice_targets(self.num_slices, self.l3_range)
 
-    @property
-    def num_l3_slices(self) -> int:
-        return 0 if self.l3_range is None else self.l3_range[1] - self.l3_range[0] + 1
-
 
 def _digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:24]
@@ -95,10 +91,6 @@ def settings_key(config: PreprocessingConfig) -> str:
     """Hash of the preprocessing settings that the stored slices depend on."""
     values = config.to_dict()
     return _digest([CACHE_VERSION, {name: values[name] for name in SLICE_SETTINGS}])
-
-
-def _write_json(path: Path, values: dict) -> None:
-    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(values), encoding="utf-8"))
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
@@ -129,7 +121,7 @@ def prepare_case(source: CaseSource, config: PreprocessingConfig, cache_dir: str
     if not (geometry_file.is_file() and slices_file.is_file()):
         volume = load_ct(source.image)
         _write_npy(slices_file, preprocess_volume(volume, config).numpy().astype(np.float16))
-        _write_json(geometry_file, _geometry(volume))
+        write_json(geometry_file, _geometry(volume))
     stored = json.loads(geometry_file.read_text(encoding="utf-8"))
     geometry = geometry_volume(tuple(stored["shape_kji"]), np.asarray(stored["ijk_to_ras"]))
 
@@ -142,7 +134,7 @@ def prepare_case(source: CaseSource, config: PreprocessingConfig, cache_dir: str
             l3_range = tuple(found) if found is not None else None
         else:
             l3_range = read_truth(source, geometry)
-            _write_json(truth_file, {"l3_range": list(l3_range) if l3_range is not None else None})
+            write_json(truth_file, {"l3_range": list(l3_range) if l3_range is not None else None})
     return PreparedCase(
         name=source.name,
         patient=source.patient,
@@ -172,13 +164,3 @@ def prepare_cases(
             progress(number, len(sources), source.name)
     return prepared
 
-
-def data_summary(cases: list[PreparedCase]) -> dict:
-    """Counts for provenance and logs: cases, patients, slices, L3 slices."""
-    return {
-        "cases": len(cases),
-        "patients": len({c.patient for c in cases}),
-        "slices": int(sum(c.num_slices for c in cases)),
-        "l3_slices": int(sum(c.num_l3_slices for c in cases)),
-        "cases_without_l3": sum(1 for c in cases if c.l3_range is None),
-    }

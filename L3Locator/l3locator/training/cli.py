@@ -14,21 +14,52 @@ cross-validation using the design parameters and budget recorded in the model fi
 64 px, 2 epochs, a quarter of the non-L3 slices, at most 600 slices per epoch, CPU) for any
 option not given explicitly. Each handler is set as ``run`` and returns the exit code; the
 optimisation and evaluation code is imported only when a handler runs, so adding these
-subcommands does not slow down ``l3locator find``.
+subcommands does not slow down ``l3locator find``. ``--help`` shows :data:`TRAIN_DESCRIPTION`
+and :data:`EVALUATE_DESCRIPTION` (plain text for users).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..modelfile import ARCHITECTURES, load_model
-from ..preprocessing import CHANNEL_MODES, PreprocessingConfig
-from .cache import CACHE_FOLDER
+from ..choices import ARCHITECTURES, AUGMENTATIONS, CACHE_FOLDER, CHANNEL_MODES, TRAINING_PRECISIONS
 from .progress import MODES, ProgressReporter
-from .train import AUGMENTATIONS, PRECISIONS, TrainingBudget
+
+if TYPE_CHECKING:
+    from .train import TrainingBudget
+
+TRAIN_DESCRIPTION = """\
+Train an L3 model on a folder of annotated CT scans.
+
+A case is a CT (NIfTI, NRRD or a DICOM folder) with its label beside it: CASE.l3.json
+or a vertebra label map CASE_vertebrae.nii.gz. The run has three steps:
+  1. optimisation: --trials networks with different settings, each trained on part of the
+     cases and scored on held-out ones (best_model.pt, trials.jsonl);
+  2. cross-validation with the best settings (--folds networks, each scoring cases it never
+     saw): cv_report.json and cv_report.png, the accuracy to expect on new scans;
+  3. the final model, trained on all cases: final_model.pt (the model to use).
+If cross-validation finds no L3 in some labelled case, the run says so (WARNING lines) and the
+final model is reported as not validated. --resume continues an interrupted run.
+--small is a quick CPU setting for trying things out (ResNet18, 64 px, 2 epochs); without
+it the network is the full-size one (ResNet50, 224 px, 10 epochs; a GPU is advisable).
+
+example: l3locator train data/ --output-dir run/ --small --trials 3 --folds 2"""
+
+EVALUATE_DESCRIPTION = """\
+Measure a model's accuracy on a folder of annotated CT scans (the same layout as for
+train): the L3 slice error per case, its mean, spread and share within 1 and 2 slices, and
+the slice-level F1, written to cv_report.json and cv_report.png in --output-dir.
+
+Without --folds, the given model scores every case. These figures estimate accuracy on new
+scans only if the model never saw these cases: when the model file lists the cases it was
+trained on and they are among those evaluated, the report says "in-sample".
+With --folds K, K new networks are trained with the settings recorded in the model file,
+each scoring the cases it did not see (cross-validation).
+
+example: l3locator evaluate data/ --model run/final_model.pt --output-dir report/"""
 
 #: Defaults of ``train`` (full size, the paper's setting); ``--small`` swaps in the small ones.
 FULL_DEFAULTS: dict[str, Any] = {
@@ -38,6 +69,8 @@ FULL_DEFAULTS: dict[str, Any] = {
 
 
 def _small_defaults() -> dict[str, Any]:
+    from .train import TrainingBudget
+
     small = TrainingBudget.small()
     return {
         "epochs": small.epochs, "arch": small.arch, "input_size": small.preprocessing.input_size,
@@ -48,6 +81,9 @@ def _small_defaults() -> dict[str, Any]:
 
 def budget_from_args(args: argparse.Namespace) -> TrainingBudget:
     """The training budget the ``train`` options describe (unset options from the defaults)."""
+    from ..preprocessing import PreprocessingConfig
+    from .train import TrainingBudget
+
     defaults = _small_defaults() if args.small else FULL_DEFAULTS
 
     def pick(name: str) -> Any:
@@ -76,18 +112,27 @@ def run_train(args: argparse.Namespace) -> int:
     )
     best = outputs.optimisation.best
     progress.note(f"best trial {best.trial} of {len(outputs.optimisation.records)}: validation F1 {best.f1:.3f}")
-    progress.note(f"final model: {outputs.final_model}")
     progress.note(f"best trial's model: {outputs.best_model}; trial log: {outputs.trials_log}")
     if outputs.report_json:
         progress.note(f"cross-validation report: {outputs.report_json} and {outputs.report_png}")
+    for warning in outputs.warnings:
+        progress.note(f"WARNING: {warning}")
+    if outputs.validated:
+        progress.note(f"final model: {outputs.final_model}")
+    elif outputs.report_json:
+        progress.note(f"final model, NOT VALIDATED (cross-validation found no L3 in some labelled cases): {outputs.final_model}")
+    else:
+        progress.note(f"final model, not cross-validated (--folds < 2; its accuracy is unknown): {outputs.final_model}")
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from ..modelfile import load_model
     from .cache import prepare_cases
     from .dataset import discover_cases
     from .design import DesignParameters
     from .evaluate import cross_validate, evaluate_model, write_report
+    from .train import TrainingBudget
 
     model = load_model(args.model)
     progress = ProgressReporter(args.progress)
@@ -118,15 +163,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
             progress.note(f"[{done}/{total}] {row['case']}: predicted {row['predicted_index']}, truth {row['true_index']}, {error}")
 
         report = evaluate_model(model, discovery.cases, device=args.device, on_case=on_case)
-    report["data_folder"] = str(args.data_dir)
+    report["data_folder"] = str(Path(args.data_dir).resolve())
     json_path, png_path = write_report(report, output_dir)
     summary = report["summary"]
     errors = summary["error_slices"]
     mean = "n/a" if errors["mean"] is None else f"{errors['mean']:.2f}"
     sd = "n/a" if errors["sd"] is None else f"{errors['sd']:.2f}"
     within = "n/a" if summary["within_2"] is None else f"{summary['within_2']:.2f}"
-    progress.emit("done", model=str(args.model), report=str(json_path),
-                  message=f"{summary['cases']} case(s): error {mean} ± {sd} slices, within 2 slices {within}, slice F1 {summary['slice_f1']:.3f}")
+    for warning in report["warnings"]:
+        progress.note(f"WARNING: {warning}")
+    kind = {True: "IN-SAMPLE ", False: "", None: ""}[report["in_sample"]]
+    progress.emit("done", model=str(args.model), report=str(json_path), warnings=report["warnings"], in_sample=report["in_sample"],
+                  message=f"{summary['cases']} case(s), {kind}error {mean} ± {sd} slices, within 2 slices {within}, slice F1 {summary['slice_f1']:.3f}")
     progress.note(f"report: {json_path} and {png_path}")
     return 0
 
@@ -134,7 +182,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train`` and ``evaluate`` to the ``l3locator`` command's subparsers."""
     train = subparsers.add_parser("train", help="train a model on an annotated folder (Bayesian optimisation, cross-validation)",
-                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                  description=TRAIN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("data_dir", metavar="DATA_DIR", help="folder of annotated cases (CT + .l3.json or _vertebrae.nii.gz)")
     train.add_argument("--trials", type=int, default=30, help="optimisation trials in total (default 30)")
     train.add_argument("--epochs", type=int, help=f"epochs per training run (default {FULL_DEFAULTS['epochs']})")
@@ -151,14 +199,16 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--max-slices-per-epoch", type=int, help="cap on slices per epoch before oversampling (default: none)")
     train.add_argument("--augmentation", choices=AUGMENTATIONS, default="paper",
                        help="paper: augment only the oversampled L3 copies; all-slices: every sample, plus zoom and intensity changes")
-    train.add_argument("--precision", choices=PRECISIONS, default="auto", help="mixed precision (default auto: bf16/fp16 where fast)")
+    train.add_argument("--precision", choices=TRAINING_PRECISIONS, default="auto", help="mixed precision (default auto: bf16/fp16 where fast)")
     train.add_argument("--validation-fraction", type=float, default=0.2, help="share of patients held out to score trials (default 0.2)")
     train.add_argument("--cache-dir", help=f"preprocessed-slice cache (default DIR/{CACHE_FOLDER})")
-    train.add_argument("--small", action="store_true", help="the small CPU configuration for tests and demos (see TrainingBudget.small)")
+    train.add_argument("--small", action="store_true",
+                       help="quick CPU setting for tests and demos: ResNet18, 64 px, 2 epochs, a quarter of the non-L3 slices, at most 600 slices per epoch")
     train.add_argument("--progress", choices=MODES, default="text", help="json: also print 'L3LOCATOR_PROGRESS {...}' lines on stdout")
     train.set_defaults(run=run_train)
 
-    evaluate = subparsers.add_parser("evaluate", help="accuracy of a model on an annotated folder (report JSON + PNG)")
+    evaluate = subparsers.add_parser("evaluate", help="accuracy of a model on an annotated folder (report JSON + PNG)",
+                                     description=EVALUATE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluate.add_argument("data_dir", metavar="DATA_DIR", help="folder of annotated cases")
     evaluate.add_argument("--model", required=True, help="model file to evaluate")
     evaluate.add_argument("--folds", type=int, default=0, help="K >= 2: cross-validate by re-training with the model's recorded parameters")

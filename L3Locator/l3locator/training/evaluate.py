@@ -1,15 +1,14 @@
 """Accuracy of L3 localisation per case: k-fold cross-validation by case, or one model on all cases.
 
-Per case, the CT is read (:func:`~l3locator.reading.load_ct`) and scored exactly as
-``l3locator find --exhaustive`` does (:func:`~l3locator.scoring.score_volume`, float32 from the
-original HU, then :func:`~l3locator.pipeline.result_from_probabilities`: the model's locate rule
-and the anatomical check). Definitions:
+Each case is scored exactly as ``l3locator find --exhaustive`` does
+(:func:`~l3locator.pipeline.find_l3` with ``exhaustive=True``: every slice in float32 from the
+original HU, the model's locate rule and the anatomical check). Definitions:
 
 * **truth**: the middle of the labelled L3 range, ``(first + last) / 2`` (may end in .5).
 * **predicted**: the locate rule's L3 slice.
 * **failure**: the rule finds no L3 in a case that has one. Its predicted slice is then taken
   to be the scan's end farther from the truth (slice 0 or ``num_slices - 1``), i.e. the worst
-  possible answer, and it counts in every statistic below (it is not dropped); ``failures``
+  possible answer, and it counts in the error statistics below (it is not dropped); ``failures``
   counts them.
 * **error**: ``|predicted - truth|`` in slices, and times the slice thickness in mm;
   ``signed_error_slices`` = predicted - truth (positive = larger index).
@@ -18,21 +17,31 @@ and the anatomical check). Definitions:
 * **slice F1**: per-slice classification of the L3 class (probability ≥ 0.5) pooled over all
   slices of all evaluated cases, with precision and recall.
 * **regression**: least-squares line ``predicted = slope × true + intercept`` over the cases
-  (slice indices); ``r2`` is the squared Pearson correlation of predicted and true (the R² of
-  that line); null with fewer than 2 cases or no spread in the truth.
+  where an L3 was found (failures have no predicted slice of their own, so they are left out;
+  ``regression.cases`` counts the cases used); ``r2`` is the squared Pearson correlation of
+  predicted and true (the R² of that line); null with fewer than 2 such cases or no spread in
+  the truth.
 * Cases whose label has no L3 (a vertebra map without L3) are not in the error statistics:
   ``cases_without_l3`` counts them and ``false_positive_cases`` those where L3 was "found".
+* **warnings**: sentences for what makes the figures untrustworthy: failures (and folds where
+  every labelled case failed), false positives, and for a model scored on given cases
+  (:func:`evaluate_model`) whether those cases were used to make it (``in_sample``, from the
+  case names in the model's provenance: true, false, or null when the provenance cannot tell).
+  Every report has ``warnings`` (a list, empty when there is nothing to say) and ``in_sample``.
 
 In cross-validation (:func:`cross_validate`), the cases are split into ``folds`` folds by
 patient (:func:`~.splits.kfold_cases`); for each fold a network is trained from scratch with the
 given design parameters on the other folds (seed ``budget.seed + 1000 + fold``) and scores the
-held-out fold. Every case is thus predicted once, by a model that never saw it. ``per_fold``
-has each fold's case count, mean error, share within 2 slices and slice F1.
+held-out fold. Every case is thus predicted once, by a model that never saw it
+(``in_sample: false``). ``per_fold`` has each fold's case count, failures, mean error, share
+within 2 slices and slice F1.
+
+The report is written as strict JSON (non-finite numbers as null) and the picture
+(:mod:`.report_plot`) beside it, both atomically.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,20 +49,21 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import write_atomically
 from ..locate import LocateRule
 from ..modelfile import L3Model
-from ..pipeline import result_from_probabilities
+from ..pipeline import find_l3
 from ..reading import load_ct
-from ..scoring import score_volume
 from ..volume import CTVolume
 from .cache import PreparedCase
 from .dataset import CaseSource, read_truth, slice_targets, truth_index
 from .design import DesignParameters
 from .metrics import SliceCounts, objective_from_f1, slice_counts
 from .progress import ProgressReporter
+from .provenance import now_iso, training_cases
 from .report_plot import render_report
-from .provenance import now_iso
 from .splits import kfold_cases
+from .strict_json import write_json
 from .train import TrainingBudget, train_model
 
 REPORT_FORMAT = "l3locator-cv-report"
@@ -75,16 +85,15 @@ def case_row(
 ) -> dict[str, Any]:
     """Score one case like ``find --exhaustive`` and compare with its truth (one row of the report).
 
-    ``rule`` None: the model's own locate rule."""
-    volume = volume if volume is not None else load_ct(image)
-    probabilities = score_volume(model, volume, device=device)
-    found = result_from_probabilities(volume, probabilities, model_name=model.name, seconds=0.0,
-                                      rule=rule if rule is not None else model.locate_rule)
-    n = volume.num_slices
+    ``volume``: the case's CT when already read (else ``image`` is read). ``rule`` None: the
+    model's own locate rule."""
+    found = find_l3(volume if volume is not None else image, model, exhaustive=True, rule=rule, device=device)
+    n = found.num_slices
+    probabilities = np.asarray(found.slice_probabilities)
     counts = slice_counts(slice_targets(n, l3_range), probabilities)
     row: dict[str, Any] = {
         "case": name, "fold": fold, "image": str(image), "num_slices": n,
-        "slice_thickness_mm": round(volume.slice_thickness, 4),
+        "slice_thickness_mm": round(found.slice_thickness_mm, 4),
         "true_range": list(l3_range) if l3_range else None,
         "true_index": truth_index(l3_range) if l3_range else None,
         "l3_found": found.l3_found, "predicted_index": found.l3_slice_index,
@@ -99,7 +108,7 @@ def case_row(
             row["failure"] = True
             row["predicted_index"] = 0 if truth > (n - 1) / 2 else n - 1
         signed = row["predicted_index"] - truth
-        row.update(signed_error_slices=signed, error_slices=abs(signed), error_mm=round(abs(signed) * volume.slice_thickness, 3))
+        row.update(signed_error_slices=signed, error_slices=abs(signed), error_mm=round(abs(signed) * found.slice_thickness_mm, 3))
     return row
 
 
@@ -114,17 +123,18 @@ def _stats(values: np.ndarray) -> dict[str, float | None]:
     }
 
 
-def _regression(true: np.ndarray, predicted: np.ndarray) -> dict[str, float | None]:
+def _regression(true: np.ndarray, predicted: np.ndarray) -> dict[str, float | int | None]:
     if len(true) < 2 or np.ptp(true) == 0:
-        return {"slope": None, "intercept": None, "r2": None}
+        return {"slope": None, "intercept": None, "r2": None, "cases": len(true)}
     slope, intercept = np.polyfit(true, predicted, 1)
     r2 = float(np.corrcoef(true, predicted)[0, 1] ** 2) if np.ptp(predicted) > 0 else 0.0
-    return {"slope": float(slope), "intercept": float(intercept), "r2": r2}
+    return {"slope": float(slope), "intercept": float(intercept), "r2": r2, "cases": len(true)}
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The report's numbers from its per-case rows (definitions in the module docstring)."""
     with_truth = [r for r in rows if r["true_range"] is not None]
+    answered = [r for r in with_truth if not r["failure"]]
     errors = np.array([r["error_slices"] for r in with_truth], dtype=np.float64)
     errors_mm = np.array([r["error_mm"] for r in with_truth], dtype=np.float64)
     counts = SliceCounts(sum(r["tp"] for r in rows), sum(r["fp"] for r in rows), sum(r["fn"] for r in rows))
@@ -141,8 +151,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "slice_precision": counts.precision,
         "slice_recall": counts.recall,
         "regression": _regression(
-            np.array([r["true_index"] for r in with_truth], dtype=np.float64),
-            np.array([r["predicted_index"] for r in with_truth], dtype=np.float64),
+            np.array([r["true_index"] for r in answered], dtype=np.float64),
+            np.array([r["predicted_index"] for r in answered], dtype=np.float64),
         ),
     }
 
@@ -161,24 +171,87 @@ def per_fold_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
-def build_report(rows: list[dict[str, Any]], **about: Any) -> dict[str, Any]:
-    """The report dict: what was evaluated (``about``), the summary, the per-fold table, the rows."""
+def _names(rows: Sequence[dict[str, Any]], shown: int = 5) -> str:
+    names = [r["case"] for r in rows]
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def failure_warnings(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Warnings about the answers: folds whose every labelled case failed, failures, false positives."""
+    warnings = []
+    for fold in sorted({r["fold"] for r in rows if r["fold"] is not None}):
+        labelled = [r for r in rows if r["fold"] == fold and r["true_range"] is not None]
+        if labelled and all(r["failure"] for r in labelled):
+            warnings.append(f"fold {fold}: no L3 found in any of its {len(labelled)} labelled case(s); that fold's model learned nothing usable")
+    failed = [r for r in rows if r["failure"]]
+    if failed:
+        labelled = sum(1 for r in rows if r["true_range"] is not None)
+        warnings.append(
+            f"no L3 found in {len(failed)} of {labelled} labelled case(s) ({_names(failed)}); their error counts as the scan's "
+            "far end in the error statistics, and they are left out of the regression"
+        )
+    false_positives = [r for r in rows if r["true_range"] is None and r["l3_found"]]
+    if false_positives:
+        warnings.append(f"L3 found in {len(false_positives)} case(s) labelled without L3 ({_names(false_positives)})")
+    return warnings
+
+
+def build_report(rows: list[dict[str, Any]], *, in_sample: bool | None, warnings: Sequence[str] = (), **about: Any) -> dict[str, Any]:
+    """The report dict: what was evaluated (``about``), ``in_sample``, ``warnings`` (the given
+    ones, then :func:`failure_warnings`), the summary, the per-fold table, the rows."""
     return {
         "format": REPORT_FORMAT, "format_version": 1, "created": now_iso(), **about,
+        "in_sample": in_sample, "warnings": [*warnings, *failure_warnings(rows)],
         "summary": summarise(rows), "per_fold": per_fold_table(rows), "cases": rows,
     }
 
 
 def write_report(report: dict[str, Any], output_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``cv_report.json`` and ``cv_report.png`` into ``output_dir``; returns both paths."""
+    """Write ``cv_report.json`` (strict JSON) and ``cv_report.png`` into ``output_dir``, each
+    atomically; returns both paths."""
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, png_path = out / REPORT_JSON, out / REPORT_PNG
-    tmp = out / f".{REPORT_JSON}.tmp"
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, json_path)
-    render_report(report).save(png_path)
+    json_path = write_json(out / REPORT_JSON, report, indent=2)
+    picture = render_report(report)
+    png_path = write_atomically(out / REPORT_PNG, lambda tmp: picture.save(tmp, format="PNG"))
     return json_path, png_path
+
+
+def in_sample_check(provenance: dict[str, Any], sources: Sequence[CaseSource]) -> tuple[bool | None, dict[str, str], list[str]]:
+    """Were ``sources`` used to make the model? Judged by case name against the training (and
+    validation) cases its provenance lists (:func:`~.provenance.training_cases`).
+
+    Returns ``(in_sample, seen, warnings)``: ``in_sample`` is True when some evaluated case
+    shares its name with a case the model was trained or chosen on (and the provenance names
+    no other folder), False when none does, None when the provenance cannot tell (no case list,
+    or the same names in another folder); ``seen`` maps such case names to ``"training"`` or
+    ``"validation"``; ``warnings`` says what this means for the figures.
+    """
+    recorded = training_cases(provenance)
+    if recorded is None:
+        return None, {}, [
+            "the model file does not list the cases it was trained on: these figures estimate accuracy on new scans "
+            "only if none of these cases was used to train it"
+        ]
+    seen = {s.name: "training" for s in sources if s.name in recorded.trained}
+    seen.update({s.name: "validation" for s in sources if s.name in recorded.validation and s.name not in seen})
+    if not seen:
+        return False, {}, []
+    trained = sum(1 for role in seen.values() if role == "training")
+    chosen = len(seen) - trained
+    roles = ", ".join(part for part in (
+        f"{trained} to train it" if trained else "", f"{chosen} to choose it among the optimisation trials" if chosen else "",
+    ) if part)
+    folders = {s.label.parent.resolve() for s in sources}
+    if recorded.folder is not None and Path(recorded.folder).resolve() not in folders:
+        return None, seen, [
+            f"{len(seen)} of {len(sources)} evaluated case(s) have the names of cases this model was trained or chosen on "
+            f"(in {recorded.folder}); if they are the same scans, these figures are in-sample, not an estimate of accuracy on new scans"
+        ]
+    return True, seen, [
+        f"IN-SAMPLE: {len(seen)} of {len(sources)} evaluated case(s) were used to make this model ({roles}; matched by case name); "
+        "these figures do not estimate accuracy on new scans "
+        "(use --folds K to cross-validate, or a folder of cases the model never saw)"
+    ]
 
 
 def evaluate_model(
@@ -189,15 +262,20 @@ def evaluate_model(
     rule: LocateRule | None = None,
     on_case: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Score every case with ``model`` (no training) and build the report (``fold`` null)."""
+    """Score every case with ``model`` (no training) and build the report (``fold`` null).
+
+    Each row's ``seen_by_model`` is ``"training"`` / ``"validation"`` when the model's
+    provenance lists the case as used to make it, else null; see :func:`in_sample_check`."""
+    in_sample, seen, warnings = in_sample_check(model.provenance, sources)
     rows = []
     for number, source in enumerate(sources, start=1):
         volume = load_ct(source.image)
         row = case_row(model, source.name, str(source.image), read_truth(source, volume), None, volume=volume, device=device, rule=rule)
+        row["seen_by_model"] = seen.get(source.name)
         rows.append(row)
         if on_case is not None:
             on_case(number, len(sources), row)
-    return build_report(rows, mode="model", model=model.source, model_provenance=model.provenance)
+    return build_report(rows, in_sample=in_sample, warnings=warnings, mode="model", model=model.source, model_provenance=model.provenance)
 
 
 def cross_validate(
@@ -227,7 +305,9 @@ def cross_validate(
         fold_summary = summarise(fold_rows)
         mean_error = fold_summary["error_slices"]["mean"]
         error_text = "n/a" if mean_error is None else f"{mean_error:.2f}"
+        failed = f", NO L3 FOUND in {fold_summary['failures']} of {fold_summary['cases']}" if fold_summary["failures"] else ""
         progress.emit("cv_fold", trial=fold, trials=folds, objective=objective_from_f1(fold_summary["slice_f1"]),
-                      message=f"fold {fold}/{folds} scored: {len(held_out)} case(s), mean error {error_text} slices, slice F1 {fold_summary['slice_f1']:.3f}")
-    return build_report(rows, mode="cross-validation", folds=folds, seed=budget.seed,
+                      message=f"fold {fold}/{folds} scored: {len(held_out)} case(s){failed}, mean error {error_text} slices, "
+                              f"slice F1 {fold_summary['slice_f1']:.3f}")
+    return build_report(rows, in_sample=False, mode="cross-validation", folds=folds, seed=budget.seed,
                         design_parameters=params.to_dict(), budget=budget.to_dict())

@@ -9,18 +9,22 @@ Files in the output folder:
 
 * ``run.json``: the run's settings (seed, control flag, budget, case split, data summary). A
   resumed run must have the same ones, else it stops with a message naming what differs.
-* ``trials.jsonl``: one JSON object per finished trial, appended (and flushed to disk) as the
-  trial ends: ``trial`` (from 1), ``params``, ``point``, ``objective``, ``f1``, ``precision``,
-  ``recall``, ``seconds``, ``epoch_losses``, ``slices_per_second``, ``seed``, ``finished``.
+* ``trials.jsonl``: one JSON object per finished trial, added as the trial ends: ``trial``
+  (from 1), ``params``, ``point``, ``objective``, ``f1``, ``precision``, ``recall``,
+  ``seconds``, ``epoch_losses``, ``slices_per_second``, ``seed``, ``finished``.
 * ``best_model.pt``: the best trial's model so far (:meth:`~l3locator.modelfile.L3Model.save`),
   with provenance (data summary, design parameters, validation metrics, budget, date, seeds).
   It is written *before* its trial's log line, so a logged best trial always has its file.
+
+Every file is written atomically (:func:`~l3locator.atomic.write_atomically`; the log is
+rewritten whole with its new line), JSON as strict JSON (:mod:`.strict_json`), so a crash
+never leaves a torn line or half a file.
 
 Resuming (``resume=True``) re-reads the log and replays it into a fresh optimiser: for each
 logged trial it asks (advancing the optimiser's random state exactly as the first session did)
 and tells the logged point and objective; then it runs the trials still missing up to
 ``trials`` in total. Finished trials are never re-run, and the continued run asks for the same
-points an uninterrupted run would have. A torn last line (a crash while writing) is ignored.
+points an uninterrupted run would have.
 
 Seeds: the optimiser uses ``budget.seed``; trial ``n`` trains with seed ``budget.seed + n``.
 The first :data:`N_INITIAL_POINTS` trials are random points; later ones maximise expected
@@ -40,13 +44,16 @@ from typing import Any
 
 from skopt import Optimizer
 
+from ..atomic import write_atomically
 from ..errors import L3LocatorError
-from .cache import PreparedCase, data_summary
+from .cache import PreparedCase
+from .dataset import data_summary
 from .design import DesignParameters, params_from_point, point_from_params, search_space
 from .metrics import objective_from_f1
 from .progress import ProgressReporter
 from .provenance import make_provenance, now_iso
 from .splits import validation_split
+from .strict_json import json_text, write_json
 from .train import TrainingBudget, train_model, validation_counts
 
 TRIALS_FILE = "trials.jsonl"
@@ -93,34 +100,30 @@ class OptimisationResult:
 
 
 def read_trials(path: str | os.PathLike) -> list[TrialRecord]:
-    """Trials logged in ``path`` (missing file: none). A torn last line is ignored.
+    """Trials logged in ``path`` (missing file: none).
 
     Raises:
-        L3LocatorError: a line other than the last is not a trial record.
+        L3LocatorError: a line is not a trial record.
     """
     path = Path(path)
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
     records = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             records.append(TrialRecord(**json.loads(line)))
         except (json.JSONDecodeError, TypeError) as exc:
-            if number == len(lines):
-                break
-            raise L3LocatorError(f"{path}: line {number} is not a trial record ({exc})") from exc
+            raise L3LocatorError(f"{path}: line {number} is not a trial record ({exc}); remove that line to resume the run") from exc
     return records
 
 
 def append_trial(path: Path, record: TrialRecord) -> None:
-    """Append one record as a JSON line and force it to disk."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(asdict(record)) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Add one record as a JSON line: the log is rewritten atomically with the line at its end."""
+    logged = path.read_text(encoding="utf-8") if path.is_file() else ""
+    text = logged + json_text(asdict(record)) + "\n"
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _finite(value: float) -> float | None:
@@ -193,7 +196,7 @@ def optimise(
         _check_resumable(run_file, settings)
     else:
         data = {"folder": data_folder, **data_summary(cases), "training": data_summary(training), "validation": data_summary(validation)}
-        run_file.write_text(json.dumps({**settings, "data": data, "created": now_iso()}, indent=2) + "\n", encoding="utf-8")
+        write_json(run_file, {**settings, "data": data, "created": now_iso()}, indent=2)
 
     optimiser = Optimizer(search_space(control), base_estimator="GP", n_initial_points=N_INITIAL_POINTS, acq_func=ACQUISITION, random_state=budget.seed)
     replay_mismatch = 0

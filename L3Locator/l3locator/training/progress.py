@@ -7,8 +7,12 @@ Machine-readable lines (``--progress json``) are printed on stdout as::
                         "message": ...}
 
 Every line has all ten keys (``null`` where a value does not apply); the ``"done"`` line also
-has ``"model"`` (the final model file) and ``"report"`` (the cross-validation report JSON, or
-``null`` when no cross-validation was run). Stages:
+has ``"model"`` (the model file: the final model of ``train``, the evaluated one of
+``evaluate``) and ``"report"`` (the report JSON, or ``null`` when ``train`` ran no
+cross-validation) and ``"warnings"`` (sentences; empty when all went well); ``train``'s also has
+``"validated"`` (true only when cross-validation found an L3 in every labelled case),
+``evaluate``'s ``"in_sample"`` (see :mod:`.evaluate`). Lines are strict JSON: non-finite numbers
+are ``null``. Stages:
 
 * ``trial_start`` / ``trial_end``: a Bayesian-optimisation trial (``trial`` of ``trials``, from 1);
   ``trial_end`` carries the trial's ``objective`` (1 / F1) and the ``best_objective`` so far.
@@ -26,24 +30,17 @@ folds and the final model); ``null`` until an epoch has finished.
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 import time
 from typing import Any, TextIO
+
+from .strict_json import finite_or_none, json_text
 
 PREFIX = "L3LOCATOR_PROGRESS"
 STAGES = ("trial_start", "epoch", "trial_end", "cv_fold", "done")
 KEYS = ("stage", "trial", "trials", "epoch", "epochs", "loss", "objective", "best_objective", "eta_s", "message")
 MODES = ("text", "json")
 BAR_WIDTH = 20
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe numbers: NaN and infinities become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def format_duration(seconds: float | None) -> str:
@@ -109,10 +106,10 @@ class ProgressReporter:
             raise ValueError(f"unknown progress stage {stage!r}")
         record = {key: None for key in KEYS}
         record.update(stage=stage, eta_s=self.eta_s, message="")
-        record.update({k: _clean(v) for k, v in values.items()})
+        record.update(finite_or_none(values))
         if self.mode == "json":
             stream = self.json_stream or sys.stdout
-            stream.write(f"{PREFIX} {json.dumps(record)}\n")
+            stream.write(f"{PREFIX} {json_text(record)}\n")
             stream.flush()
         if not self.quiet:
             stream = self.text_stream or sys.stderr

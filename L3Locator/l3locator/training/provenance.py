@@ -1,8 +1,16 @@
-"""The provenance stored in a trained model file (JSON-compatible, see :class:`~l3locator.modelfile.L3Model`)."""
+"""The provenance stored in a trained model file (JSON-compatible, see :class:`~l3locator.modelfile.L3Model`),
+and what it says about the cases the model was made from.
+
+``data`` records the training folder (``folder``, an absolute path), the counts of
+:func:`~.dataset.data_summary`, and the case names: ``training_cases`` (the cases the weights
+were fitted on) and, for an optimisation trial's model, ``validation_cases`` (the held-out
+cases that chose it).
+"""
 
 from __future__ import annotations
 
 import platform
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,7 +43,7 @@ def make_provenance(
         params: its design parameters.
         budget: its training budget (epochs, architecture, preprocessing, sampling, seed...).
         result: the training run (epoch losses, seconds, settings read back from the loop).
-        data: what it was trained on (counts and case names; see ``cache.data_summary``).
+        data: what it was trained on (folder, counts and case names; see the module docstring).
         metrics: validation numbers, when there are any.
         extra: anything else worth keeping (trial number, run seed, control flag...).
     """
@@ -57,3 +65,26 @@ def make_provenance(
         "metrics": metrics or {},
         **extra,
     }
+
+
+@dataclass(frozen=True)
+class TrainingCases:
+    """The cases a model was made from, as its provenance lists them (names, not paths)."""
+
+    folder: str | None
+    trained: frozenset[str]
+    validation: frozenset[str]
+
+
+def training_cases(provenance: dict[str, Any]) -> TrainingCases | None:
+    """The cases ``provenance`` says the model was trained (and chosen) on; None when it does not
+    list them (a model made by another tool, or by hand)."""
+    data = provenance.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("training_cases"), list):
+        return None
+    folder = data.get("folder")
+    return TrainingCases(
+        folder=folder if isinstance(folder, str) and folder else None,
+        trained=frozenset(str(name) for name in data["training_cases"]),
+        validation=frozenset(str(name) for name in data.get("validation_cases") or []),
+    )

@@ -1,19 +1,24 @@
 """The picture of an evaluation report: predicted vs true L3 slice, the summary and the per-fold table.
 
-Drawn with Pillow only. Left: a scatter of predicted against true slice index (one dot per case
-with an L3; green within 2 slices, orange farther, red crosses for failures placed at their
-counted far-end slice), the identity line (grey) and the least-squares line (blue). Right: the
-summary numbers and one row per fold.
+Drawn with Pillow only. Left: a scatter of predicted against true slice index, one dot per
+case where an L3 was found (green within 2 slices, orange farther), the identity line (grey)
+and the least-squares line over those cases (blue). Failures (no L3 found) have no predicted
+slice, so they are not in the scatter: they are red crosses at their true slice in a separate
+"no L3 found" strip under the x axis. Right: the report's warnings (red), the summary numbers
+and one row per fold.
 """
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
 WIDTH, HEIGHT = 1100, 560
-PLOT_BOX = (70, 60, 520, 500)  # left, top, right, bottom of the scatter area, pixels
+PLOT_BOX = (70, 60, 520, 470)  # left, top, right, bottom of the scatter area, pixels
+FAILURE_STRIP = (PLOT_BOX[3] + 26, PLOT_BOX[3] + 44)  # top, bottom of the "no L3 found" strip, pixels
+TEXT_LEFT, WRAP_CHARS, MAX_WARNING_LINES = 560, 78, 7
 GREEN, ORANGE, RED, BLUE, GREY, BLACK = (40, 160, 70), (235, 140, 20), (210, 40, 40), (40, 90, 200), (160, 160, 160), (0, 0, 0)
 
 
@@ -51,9 +56,11 @@ def render_report(report: dict[str, Any]) -> Image.Image:
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
     small, normal, title = _font(12), _font(14), _font(18)
-    rows = [r for r in report["cases"] if r["true_index"] is not None]
+    labelled = [r for r in report["cases"] if r["true_index"] is not None]
+    answered = [r for r in labelled if not r["failure"]]
+    failed = [r for r in labelled if r["failure"]]
     left, top, right, bottom = PLOT_BOX
-    values = [r["true_index"] for r in rows] + [r["predicted_index"] for r in rows]
+    values = [r["true_index"] for r in labelled] + [r["predicted_index"] for r in answered]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     pad = max(1.0, 0.05 * (high - low))
     low, high = low - pad, high + pad
@@ -73,7 +80,7 @@ def render_report(report: dict[str, Any]) -> Image.Image:
         draw.text((x - 10, bottom + 8), f"{tick:g}", fill=BLACK, font=small)
         draw.line([(left - 5, y), (left, y)], fill=BLACK)
         draw.text((left - 45, y - 7), f"{tick:g}", fill=BLACK, font=small)
-    draw.text(((left + right) / 2 - 60, bottom + 28), "true slice (middle of label)", fill=BLACK, font=normal)
+    draw.text(((left + right) / 2 - 60, FAILURE_STRIP[1] + 6), "true slice (middle of label)", fill=BLACK, font=normal)
     draw.text((8, top - 22), "predicted slice", fill=BLACK, font=normal)
     # Lines and dots are drawn on a panel the size of the plot area, so nothing spills outside it.
     panel = Image.new("RGB", (right - left, bottom - top), "white")
@@ -83,31 +90,46 @@ def render_report(report: dict[str, Any]) -> Image.Image:
     if regression["slope"] is not None:
         pen.line([in_panel(low, regression["slope"] * low + regression["intercept"]),
                   in_panel(high, regression["slope"] * high + regression["intercept"])], fill=BLUE, width=2)
-    for r in rows:
+    for r in answered:
         x, y = in_panel(r["true_index"], r["predicted_index"])
-        if r["failure"]:
-            pen.line([(x - 5, y - 5), (x + 5, y + 5)], fill=RED, width=2)
-            pen.line([(x - 5, y + 5), (x + 5, y - 5)], fill=RED, width=2)
-        else:
-            colour = GREEN if r["error_slices"] <= 2 else ORANGE
-            pen.ellipse([(x - 4, y - 4), (x + 4, y + 4)], fill=colour, outline=BLACK)
+        colour = GREEN if r["error_slices"] <= 2 else ORANGE
+        pen.ellipse([(x - 4, y - 4), (x + 4, y + 4)], fill=colour, outline=BLACK)
     image.paste(panel, (left, top))
     draw.rectangle(PLOT_BOX, outline=BLACK)
+    if failed:
+        strip_top, strip_bottom = FAILURE_STRIP
+        draw.rectangle((left, strip_top, right, strip_bottom), outline=RED)
+        draw.text((4, strip_top + 2), "no L3 found", fill=RED, font=small)
+        middle = (strip_top + strip_bottom) / 2
+        for r in failed:
+            x, _ = to_px(r["true_index"], low)
+            draw.line([(x - 5, middle - 5), (x + 5, middle + 5)], fill=RED, width=2)
+            draw.line([(x - 5, middle + 5), (x + 5, middle - 5)], fill=RED, width=2)
 
     s = report["summary"]
     es, em = s["error_slices"], s["error_mm"]
     lines = [
-        f"mode: {report.get('mode', '')}" + (f", {report['folds']} folds" if report.get("folds") else ""),
-        f"cases with L3: {s['cases']}   failures (no L3 found): {s['failures']}",
+        f"mode: {report.get('mode', '')}" + (f", {report['folds']} folds" if report.get("folds") else "")
+        + {True: ", IN-SAMPLE (cases the model was made from)", False: "", None: ", in-sample unknown"}[report["in_sample"]],
+        f"cases with L3: {s['cases']}   failures (no L3 found, red strip): {s['failures']}",
         f"cases without L3: {s['cases_without_l3']}   false positives: {s['false_positive_cases']}",
         f"error (slices): {_fmt(es['mean'])} ± {_fmt(es['sd'])}, median {_fmt(es['median'])}, max {_fmt(es['max'])}",
         f"error (mm): {_fmt(em['mean'])} ± {_fmt(em['sd'])}, median {_fmt(em['median'])}, max {_fmt(em['max'])}",
         f"within 1 slice: {_fmt(s['within_1'])}   within 2 slices: {_fmt(s['within_2'])}",
         f"slice F1: {_fmt(s['slice_f1'], 3)} (precision {_fmt(s['slice_precision'], 3)}, recall {_fmt(s['slice_recall'], 3)})",
-        f"predicted = {_fmt(regression['slope'], 3)} x true + {_fmt(regression['intercept'], 2)},  R^2 {_fmt(regression['r2'], 3)}",
+        f"predicted = {_fmt(regression['slope'], 3)} x true + {_fmt(regression['intercept'], 2)},  R^2 {_fmt(regression['r2'], 3)}"
+        f"  ({regression['cases']} cases with an answer)",
     ]
-    x0, y = 560, 40
+    x0, y = TEXT_LEFT, 40
     draw.text((x0, 10), "Summary", fill=BLACK, font=title)
+    warning_lines = [line for warning in report["warnings"] for line in textwrap.wrap(f"! {warning}", WRAP_CHARS, subsequent_indent="  ")]
+    if len(warning_lines) > MAX_WARNING_LINES:
+        warning_lines = warning_lines[: MAX_WARNING_LINES - 1] + ["  ... (all warnings are in the report JSON)"]
+    for line in warning_lines:
+        draw.text((x0, y), line, fill=RED, font=normal)
+        y += 20
+    if warning_lines:
+        y += 6
     for line in lines:
         draw.text((x0, y), line, fill=BLACK, font=normal)
         y += 22

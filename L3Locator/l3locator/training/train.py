@@ -34,10 +34,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..inference import native_bf16
-from ..modelfile import ARCHITECTURES, L3Model, build_network
-from ..preprocessing import PreprocessingConfig, assemble_inputs
-from ..scoring import pick_device, probabilities_from_inputs
+from ..choices import ARCHITECTURES, AUGMENTATIONS, TRAINING_PRECISIONS
+from ..engine import ScanSlices, SliceClassifier, native_bf16, pick_device, score_slices
+from ..modelfile import L3Model, build_network
+from ..preprocessing import PreprocessingConfig
 from .augment import augment_samples
 from .bn_statistics import estimate_population_statistics
 from .cache import PreparedCase
@@ -46,14 +46,8 @@ from .design import DesignParameters, class_loss_weights
 from .metrics import SliceCounts, slice_counts
 from .sampling import EpochDataset, EpochPlan, plan_epoch
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SGD_MOMENTUM = 0.9
 
-AUGMENTATIONS = ("paper", "all-slices")
-"""``"paper"``: only the oversampled L3 copies are augmented, with the paper's four transforms.
-``"all-slices"``: every training sample, L3 or not, gets a random variant (the paper's transforms
-plus zoom, then intensity changes), so that "looks augmented" cannot become a cue for "is L3"
-(with ``"paper"`` most L3 samples the network sees are transformed and no negative is)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +61,7 @@ class TrainingBudget:
         negatives_per_epoch: fraction of the non-L3 slices drawn afresh each epoch (1 = all).
         max_slices_per_epoch: cap on the slices drawn per epoch before oversampling (None = no cap).
         device: ``"cpu"``, ``"cuda"``... (None: CUDA when present).
-        precision: one of :data:`PRECISIONS` (see the module docstring).
+        precision: one of :data:`~l3locator.choices.TRAINING_PRECISIONS` (see the module docstring).
         seed: base seed of the run; trials and folds derive theirs from it.
         eval_batch_size: slices per forward pass when scoring validation cases.
         bn_statistics_slices: training slices drawn to re-estimate the batch-norm statistics
@@ -96,8 +90,8 @@ class TrainingBudget:
             raise ValueError("negatives_per_epoch must be in (0, 1]")
         if self.max_slices_per_epoch is not None and self.max_slices_per_epoch < 2:
             raise ValueError("max_slices_per_epoch must be at least 2")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}")
+        if self.precision not in TRAINING_PRECISIONS:
+            raise ValueError(f"precision must be one of {TRAINING_PRECISIONS}")
         if self.bn_statistics_slices is not None and self.bn_statistics_slices < 2:
             raise ValueError("bn_statistics_slices must be at least 2")
         if self.augmentation not in AUGMENTATIONS:
@@ -182,10 +176,10 @@ class TrainingResult:
         return seen / busy if busy > 0 else 0.0
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+def resolve_training_precision(precision: str, device: torch.device) -> str:
     """The precision ``"auto"`` stands for on ``device`` (others are returned as given)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}")
+    if precision not in TRAINING_PRECISIONS:
+        raise ValueError(f"precision must be one of {TRAINING_PRECISIONS}")
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("fp16 mixed precision needs a CUDA device; use bf16 or fp32 on the CPU")
     if precision != "auto":
@@ -247,7 +241,7 @@ def train_model(
         raise ValueError("no training cases")
     started = time.perf_counter()
     device = pick_device(budget.device)
-    precision = resolve_precision(budget.precision, device)
+    precision = resolve_training_precision(budget.precision, device)
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     rng = np.random.default_rng(budget.seed)
     augment_generator = torch.Generator().manual_seed(budget.seed)
@@ -327,21 +321,14 @@ def train_model(
 
 
 def case_probabilities(model: L3Model, case: PreparedCase, *, batch_size: int = 64, device: str | torch.device | None = None) -> np.ndarray:
-    """L3 probability of every slice of a prepared case, float64, scored in float32 from the cache.
-
-    Uses the inference code (:func:`~l3locator.preprocessing.assemble_inputs` and
-    :func:`~l3locator.scoring.probabilities_from_inputs`) on the cached slices.
-    """
-    dev = pick_device(device)
-    model.network.to(dev).eval()
-    slices = torch.from_numpy(case.slices())
-    probabilities = np.empty(case.num_slices, dtype=np.float64)
-    with torch.inference_mode():
-        for start in range(0, case.num_slices, batch_size):
-            indices = np.arange(start, min(start + batch_size, case.num_slices))
-            inputs = assemble_inputs(slices, indices, model.preprocessing, case.slice_thickness_mm, case.superior_step).float()
-            probabilities[indices] = probabilities_from_inputs(model, inputs, dev)
-    return probabilities
+    """L3 probability of every slice of a prepared case, float64, scored from the cache by the
+    inference engine as the reference scores a scan (:func:`~l3locator.engine.score_volume`:
+    float32, the network's own layout). A diverged network's NaN is returned, not raised: it
+    scores as a failed trial."""
+    cached = torch.from_numpy(case.slices())
+    slices = ScanSlices(model.preprocessing, case.slice_thickness_mm, case.superior_step, images=cached)
+    classify = SliceClassifier(model, device, "fp32", channels_last=False, allow_non_finite=True)
+    return score_slices(classify, slices, np.arange(case.num_slices), batch_size=batch_size)
 
 
 def validation_counts(model: L3Model, cases: Sequence[PreparedCase], *, batch_size: int = 64, device: str | torch.device | None = None) -> SliceCounts:

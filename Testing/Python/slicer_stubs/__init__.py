@@ -1,10 +1,12 @@
-"""Test-only stand-ins for the parts of 3D Slicer that the ``slicer-core`` wheel lacks.
+"""Fallback stand-ins for Slicer's Python layer, for clones without ``../shared``.
 
-Just enough to import the module files (``L3Locator.py``, ``L3LocatorTraining.py``) and run
-their logic and self-test classes: ``qt`` is empty (the widget classes that use it are not run
-here; the ``.ui`` files are checked with PySide6 instead), ``slicer.ScriptedLoadableModule`` has
-the four base classes, ``slicer.parameterNodeWrapper`` the decorator and two annotations.
-A real module always wins: a stand-in is installed only where the import fails.
+Where ``../shared/vendor/slicer-python`` exists (every developer machine and CI), the tests run
+the modules on Slicer's real ``ScriptedLoadableModule`` and ``parameterNodeWrapper`` instead
+(:mod:`slicer_shim`). Without it, these stand-ins are just enough to import the module files
+(``L3Locator.py``, ``L3LocatorTraining.py``) and run their logic classes: ``qt`` is empty,
+``slicer.ScriptedLoadableModule`` has the four base classes, ``slicer.parameterNodeWrapper``
+the decorator and two annotations. A real module always wins: a stand-in is installed only
+where the import fails.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Write a :class:`~l3locator.volume.CTVolume` as NIfTI, NRRD or a DICOM series.
 
-Every file is written to a hidden temporary file in the target folder and then moved into place
-with :func:`os.replace`, so a reader never sees a half-written file. NIfTI is written in RAS
-(as the volume's matrix), NRRD and DICOM in LPS (as 3D Slicer writes them); the readers in
-:mod:`l3locator.reading` convert back.
+NIfTI is written in RAS (as the volume's matrix), NRRD and DICOM in LPS (as 3D Slicer writes
+them); the readers in :mod:`l3locator.reading` convert back. Every file goes through
+:func:`l3locator.atomic.write_atomically` (a hidden temporary file in the target folder that keeps
+the target's suffixes, then published in one step), so a reader never sees a half-written file.
 
 Writers raise :class:`ValueError` for a volume or path they cannot write and
 :class:`FileExistsError` rather than replace an existing file (unless ``overwrite=True``).
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -31,26 +29,12 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import format_number_as_ds
 
-from .volume import CTVolume
+from ..atomic import write_atomically
+from ..volume import CTVolume
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _SOP_CLASS = {"CT": CTImageStorage, "MR": MRImageStorage}
 _INT16 = np.iinfo(np.int16)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None], overwrite: bool) -> Path:
-    """Call ``write(tmp)`` on a hidden file beside ``path`` (same suffix), then move it to ``path``."""
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists (pass overwrite=True to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes[-2:]) if path.name.lower().endswith(".nii.gz") else path.suffix
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp{suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _storage_array(voxels: np.ndarray) -> np.ndarray:
@@ -72,7 +56,7 @@ def write_nifti(volume: CTVolume, path: str | os.PathLike, *, overwrite: bool = 
     img.set_sform(volume.ijk_to_ras, code=1)  # scanner coordinates, as 3D Slicer writes them
     img.set_qform(volume.ijk_to_ras, code=1)
     img.header.set_xyzt_units("mm", "sec")
-    return _atomic_write(path, lambda tmp: nib.save(img, str(tmp)), overwrite)
+    return write_atomically(path, lambda tmp: nib.save(img, tmp), overwrite=overwrite, keep_suffixes=True)
 
 
 def write_nrrd(volume: CTVolume, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -89,7 +73,7 @@ def write_nrrd(volume: CTVolume, path: str | os.PathLike, *, overwrite: bool = F
         "encoding": "gzip",
     }
     data = _storage_array(volume.voxels).T
-    return _atomic_write(path, lambda tmp: nrrd.write(str(tmp), data, header, index_order="F"), overwrite)
+    return write_atomically(path, lambda tmp: nrrd.write(tmp, data, header, index_order="F"), overwrite=overwrite, keep_suffixes=True)
 
 
 def _ds(value: float) -> str:
@@ -183,5 +167,5 @@ def write_dicom_series(
             ds.RescaleType = "HU"
         ds.PixelData = np.clip(stored, _INT16.min, _INT16.max).astype("<i2").tobytes()
         path = folder / f"{modality.upper()}_{tag}_{instance:05d}.dcm"
-        paths.append(_atomic_write(path, lambda tmp, ds=ds: ds.save_as(tmp, enforce_file_format=True), False))
+        paths.append(write_atomically(path, lambda tmp, ds=ds: ds.save_as(tmp, enforce_file_format=True), overwrite=False, keep_suffixes=True))
     return paths

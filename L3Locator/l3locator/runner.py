@@ -1,0 +1,333 @@
+"""Run L3 finding over scans: which scans, under which output names, one CSV row each.
+
+The one runner behind ``l3locator find``, ``l3locator batch`` and ``L3LocatorBatch.py``:
+
+1. :func:`prepare_run` checks what a run shares before any scan is read (the output folder, the
+   device, the model) and returns the :class:`RunSettings`;
+2. :func:`expand_inputs` turns the paths given into scans: a folder that is not a DICOM folder
+   stands for its entries; label files (``.l3.json``, ``*_vertebrae.nii.gz``) are not scans;
+3. :func:`output_names` names each scan's output files (:mod:`l3locator.outputs`);
+4. :func:`find_in_scan` reads one scan, finds L3 and writes its outputs; :func:`run_batch` does so
+   for many, one CSV row each whatever goes wrong with a scan, and writes the CSV even when
+   interrupted.
+
+Output names: a scan's *case name* is its file name without the image suffix, or its folder's
+name for a DICOM folder; one longer than :data:`MAX_CASE_NAME_BYTES` (UTF-8) keeps its start and
+ends in ``_`` plus 8 hex digits of a hash of the whole name. The output name is the case name
+under the scan's folder relative to the deepest folder that holds all the run's scans, so
+``patA/ct.nii.gz`` and ``patB/ct.nii.gz`` give ``patA/ct`` and ``patB/ct`` (files
+``patA/ct_L3.json`` ...), while scans of one folder, and a single scan, give the plain case name.
+Scans that would still share a name (``ct.nii.gz`` beside ``ct.nrrd``) each get ``_`` plus
+8 hex digits of a hash of their resolved path appended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import InputError, L3LocatorError
+from .labels import LABEL_SUFFIX, VERTEBRA_MAP_SUFFIX
+from .outputs import OUTPUT_KINDS, check_output_file, check_output_folder, csv_row, write_csv, write_scan_outputs
+from .reading import _DICOM_SUFFIXES, _has_dicom_preamble
+
+if TYPE_CHECKING:
+    import torch
+
+    from .modelfile import L3Model
+    from .pipeline import L3Result
+
+#: Exit status of a run: all scans done (a scan without L3 is a result, not a failure); some
+#: scans of a batch failed (their CSV rows say why); bad arguments, model or output location.
+EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+#: Files that hold one whole scan (DICOM series are folders, or named by one of their files).
+VOLUME_FILE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
+#: Longest case name kept whole, in UTF-8 bytes: room for the output suffixes and the atomic
+#: writer's temporary names within the usual 255-byte limit of a file name.
+MAX_CASE_NAME_BYTES = 150
+#: Stem of a vertebra label map's file name before its image suffix (``case_vertebrae.nii.gz``).
+VERTEBRA_MAP_STEM = VERTEBRA_MAP_SUFFIX[: -len(".nii.gz")]
+
+#: Receives the runner's lines for people (progress, notes, tracebacks of unexpected errors).
+Log = Callable[[str], None]
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def _strip_volume_suffix(name: str) -> str | None:
+    """``name`` without its volume-file suffix, or None when it has none."""
+    lower = name.lower()
+    return next((name[: -len(suffix)] for suffix in VOLUME_FILE_SUFFIXES if lower.endswith(suffix)), None)
+
+
+def case_name(path: str | os.PathLike) -> str:
+    """A scan's name for its output files: the file name without its image suffix, or the folder
+    name, shortened beyond :data:`MAX_CASE_NAME_BYTES` (see the module docstring)."""
+    name = Path(os.path.abspath(path)).name
+    stem = _strip_volume_suffix(name)
+    if stem is None and name.lower().endswith(_DICOM_SUFFIXES):
+        stem = name[: name.rindex(".")]
+    name = (stem if stem is not None else name) or "scan"
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= MAX_CASE_NAME_BYTES:
+        return name
+    head = encoded[: MAX_CASE_NAME_BYTES - 9].decode("utf-8", "ignore")  # never half a character
+    return f"{head}_{_short_hash(name)}"
+
+
+def label_file_kind(path: str | os.PathLike) -> str | None:
+    """``"label"`` for an L3 label (``.l3.json``), ``"vertebra label map"`` for ``<case>_vertebrae``
+    plus an image suffix, None for anything else (see :mod:`l3locator.labels`)."""
+    name = Path(path).name
+    if name.lower().endswith(LABEL_SUFFIX):
+        return "label"
+    stem = _strip_volume_suffix(name)
+    return "vertebra label map" if stem is not None and stem.endswith(VERTEBRA_MAP_STEM) else None
+
+
+def is_dicom_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds DICOM files directly (by suffix, or by the ``DICM`` preamble of a
+    regular file: a FIFO or device in the folder is never opened)."""
+    for path in folder.iterdir():
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if path.name.lower().endswith(_DICOM_SUFFIXES) or _has_dicom_preamble(path):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The scans a run's paths stand for, and what was left out with why."""
+
+    scans: list[Path]
+    skipped: list[tuple[Path, str]]
+
+    def skip_notes(self) -> list[str]:
+        """One line per reason for the skipped paths (at most three names each, then a count)."""
+        by_reason: dict[str, list[Path]] = {}
+        for path, reason in self.skipped:
+            by_reason.setdefault(reason, []).append(path)
+        notes = []
+        for reason, paths in by_reason.items():
+            names = ", ".join(str(path) for path in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            notes.append(f"skipping {len(paths)} {'file' if len(paths) == 1 else 'files'} ({reason}): {names}")
+        return notes
+
+
+def expand_inputs(paths: Sequence[str | os.PathLike]) -> Inputs:
+    """The scans named by ``paths``, in order.
+
+    A folder that is not a DICOM folder stands for its entries (sorted; hidden ones ignored):
+    volume files (:data:`VOLUME_FILE_SUFFIXES`) and sub-folders; other files are skipped. A folder
+    that gives no scan stays a scan itself (its row then says why it cannot be read). Label files
+    (:func:`label_file_kind`), named or found in a folder, are skipped: they are not CT. Any other
+    path, even a missing one or an unknown type, is a scan whose row will carry the reason.
+    """
+    scans: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for item in paths:
+        path = Path(item)
+        kind = label_file_kind(path)
+        if kind is not None and not path.is_dir():
+            skipped.append((path, f"{kind}s, not scans"))
+            continue
+        entries = _folder_entries(path)
+        if entries is None:
+            scans.append(path)
+            continue
+        found = []
+        for entry in entries:
+            kind = label_file_kind(entry)
+            if kind is not None and not entry.is_dir():
+                skipped.append((entry, f"{kind}s, not scans"))
+            elif entry.is_dir() or _strip_volume_suffix(entry.name) is not None:
+                found.append(entry)
+            else:
+                skipped.append((entry, "not a NIfTI/NRRD file or a folder"))
+        scans.extend(found or [path])
+    return Inputs(scans, skipped)
+
+
+def _folder_entries(path: Path) -> list[Path] | None:
+    """The visible entries of ``path`` if it is a folder of scans; None if it is a scan itself
+    (a file, a DICOM folder, a missing path, or a folder that cannot be listed: its row says why)."""
+    try:
+        if not path.is_dir() or is_dicom_folder(path):
+            return None
+        return sorted(entry for entry in path.iterdir() if not entry.name.startswith("."))
+    except OSError:
+        return None
+
+
+def output_names(scans: Sequence[str | os.PathLike]) -> list[str]:
+    """Unique output names (``/``-separated, relative) for the scans of one run; see the module
+    docstring. The same scan listed twice gets the same name."""
+    absolute = [Path(os.path.abspath(scan)) for scan in scans]
+    try:
+        common = Path(os.path.commonpath([path.parent for path in absolute])) if absolute else None
+    except ValueError:  # different drives (Windows): mirror each scan's folder from its drive down
+        common = None
+    names = []
+    for path in absolute:
+        folder = path.parent.relative_to(common) if common is not None else Path(*path.parent.parts[1:])
+        names.append((folder / case_name(path)).as_posix())
+    holders: dict[str, set[Path]] = {}
+    for name, path in zip(names, absolute):
+        holders.setdefault(name.casefold(), set()).add(path.resolve())
+    return [
+        f"{name}_{_short_hash(str(path.resolve()))}" if len(holders[name.casefold()]) > 1 else name
+        for name, path in zip(names, absolute)
+    ]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What all scans of a run share (made by :func:`prepare_run`, which checked it)."""
+
+    model: L3Model
+    device: torch.device
+    output_dir: Path | None = None
+    output_kinds: tuple[str, ...] = OUTPUT_KINDS
+    exhaustive: bool = False
+
+
+def prepare_run(
+    model: L3Model | str | os.PathLike | None = None,
+    device: str | None = None,
+    output_dir: str | os.PathLike | None = None,
+    *,
+    output_kinds: Sequence[str] = OUTPUT_KINDS,
+    exhaustive: bool = False,
+    output_dir_option: str = "--output-dir",
+) -> RunSettings:
+    """Check the output folder, the device and the model (cheapest first) and load the model.
+
+    ``model``: an :class:`L3Model`, a model file, or None for the shipped model. ``device``:
+    ``"cpu"``, ``"cuda"``..., None for CUDA when present. ``output_dir``: where each scan's
+    files of ``output_kinds`` go (None: none written). ``exhaustive``: score every slice.
+
+    Raises:
+        L3LocatorError: the output folder cannot be written (the message names
+            ``output_dir_option``), the device does not exist here, or the model file is bad.
+    """
+    from .engine import pick_device
+    from .modelfile import L3Model, load_model
+
+    folder = check_output_folder(output_dir, output_dir_option) if output_dir is not None else None
+    chosen = pick_device(device)
+    l3model = model if isinstance(model, L3Model) else load_model(model)
+    return RunSettings(l3model, chosen, folder, tuple(output_kinds), exhaustive)
+
+
+def find_in_scan(scan: str | os.PathLike, settings: RunSettings, output_name: str | None = None) -> tuple[L3Result, dict[str, str]]:
+    """Read ``scan``, find L3 and write its outputs (under ``output_name``, default its case
+    name) into ``settings.output_dir``; returns the result and ``{kind: path}`` written.
+
+    Raises:
+        L3LocatorError: the scan cannot be used; OSError: an output cannot be written.
+    """
+    from .pipeline import read_and_find_l3
+
+    volume, result = read_and_find_l3(scan, settings.model, device=settings.device, exhaustive=settings.exhaustive)
+    if settings.output_dir is None:
+        return result, {}
+    name = output_name if output_name is not None else case_name(scan)
+    return result, write_scan_outputs(settings.output_dir, name, volume, result, settings.output_kinds)
+
+
+def one_line(error: BaseException, *, with_type: bool = False) -> str:
+    """An exception's message as one line (its type's name when it has none), led by the type's
+    name when ``with_type`` (for unexpected exceptions, whose type tells what went wrong)."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    return f"{type(error).__name__}: {message}" if with_type else message
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """How a batch went: scans run, scans failed, and the CSV written."""
+
+    scans: int
+    failed: int
+    csv: Path
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_SOME_FAILED if self.failed else EXIT_OK
+
+    def line(self) -> str:
+        return f"{self.scans - self.failed} of {self.scans} scans done, {self.failed} failed; results in {self.csv}"
+
+
+def run_batch(scans: Sequence[str | os.PathLike], settings: RunSettings, csv_path: str | os.PathLike, log: Log) -> BatchSummary:
+    """Find L3 in each scan (outputs under :func:`output_names`) and write one CSV row per scan.
+
+    A scan that fails, for whatever reason, gets a row with ``status`` ``"error"`` and the
+    reason, and the batch goes on; an unexpected exception (not an :class:`L3LocatorError` or
+    ``OSError``: a bug, or an input nobody foresaw) also logs its traceback. The CSV is written
+    atomically at the end, and with the rows done so far if the batch is interrupted. Progress
+    goes to ``log``, one line per scan.
+    """
+    names = output_names(scans)
+    rows: list[dict[str, object]] = []
+    failed = 0
+    started = time.perf_counter()
+    try:
+        for number, (scan, name) in enumerate(zip(scans, names), start=1):
+            try:
+                result, outputs = find_in_scan(scan, settings, name)
+                row = csv_row(str(scan), result, outputs)
+            except Exception as exc:  # one bad scan must not stop the batch: its row carries the reason
+                expected = isinstance(exc, (L3LocatorError, OSError))
+                if not expected:
+                    log(traceback.format_exc().rstrip())
+                failed += 1
+                row = csv_row(str(scan), error=one_line(exc, with_type=not expected))
+            rows.append(row)
+            eta = (time.perf_counter() - started) / number * (len(scans) - number)
+            error = f": {row['error']}" if row["error"] else ""
+            log(f"[{number}/{len(scans)}] {row['status']:5s} {scan}{error}  (ETA {eta:.0f} s)")
+    finally:
+        written = write_csv(csv_path, rows)
+    return BatchSummary(len(scans), failed, written)
+
+
+def run_batch_command(
+    paths: Sequence[str | os.PathLike],
+    csv_path: str | os.PathLike,
+    log: Log,
+    *,
+    model: L3Model | str | os.PathLike | None = None,
+    device: str | None = None,
+    output_dir: str | os.PathLike | None = None,
+    output_kinds: Sequence[str] = OUTPUT_KINDS,
+    exhaustive: bool = False,
+    output_dir_option: str = "--output-dir",
+    csv_option: str = "--output",
+) -> int:
+    """A whole batch as a command runs it: check the CSV location, expand the paths and
+    :func:`prepare_run` before any scan is read, log one note per reason for what is skipped,
+    run, and log the summary. Returns the exit status (:data:`EXIT_OK` or :data:`EXIT_SOME_FAILED`).
+
+    Raises:
+        L3LocatorError: bad arguments, output location, device or model, or every input was
+            skipped (nothing was run).
+    """
+    check_output_file(csv_path, csv_option)
+    inputs = expand_inputs(paths)
+    if not inputs.scans:
+        raise InputError(f"no scan to run among the inputs: {'; '.join(inputs.skip_notes())}")
+    settings = prepare_run(model, device, output_dir, output_kinds=output_kinds, exhaustive=exhaustive, output_dir_option=output_dir_option)
+    for note in inputs.skip_notes():
+        log(note)
+    summary = run_batch(inputs.scans, settings, csv_path, log)
+    log(summary.line())
+    return summary.exit_status
