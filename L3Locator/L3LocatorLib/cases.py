@@ -29,10 +29,10 @@ REPLACED_FOLDER = "replaced"
 
 def caseFileSuffixes() -> tuple[str, ...]:
     """What follows ``X`` in the name of a file of case ``X`` (lower case)."""
-    from l3locator.labels import LABEL_SUFFIX
-    from l3locator.training.dataset import IMAGE_SUFFIXES, VERTEBRA_MAP_STEM
+    from l3locator.labels import LABEL_SUFFIX, VERTEBRA_MAP_STEM
+    from l3locator.reading.formats import VOLUME_FILE_SUFFIXES
 
-    return (*IMAGE_SUFFIXES, *(VERTEBRA_MAP_STEM + suffix for suffix in IMAGE_SUFFIXES), LABEL_SUFFIX)
+    return (*VOLUME_FILE_SUFFIXES, *(VERTEBRA_MAP_STEM + suffix for suffix in VOLUME_FILE_SUFFIXES), LABEL_SUFFIX)
 
 
 def caseFiles(folder: str | os.PathLike, case: str) -> list[Path]:

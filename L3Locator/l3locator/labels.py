@@ -39,7 +39,10 @@ from .errors import LabelError
 FORMAT = "l3locator-label"
 FORMAT_VERSION = 1
 LABEL_SUFFIX = ".l3.json"
-VERTEBRA_MAP_SUFFIX = "_vertebrae.nii.gz"
+#: ``<case>`` + this + a volume-file suffix is a vertebra label map of the case.
+VERTEBRA_MAP_STEM = "_vertebrae"
+#: The vertebra label map's usual (NIfTI) form.
+VERTEBRA_MAP_SUFFIX = f"{VERTEBRA_MAP_STEM}.nii.gz"
 L3_VERSE_ID = 22
 SOURCES = ("accepted", "corrected", "manual", "label_map", "phantom")
 

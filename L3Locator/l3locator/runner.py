@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import InputError, L3LocatorError
-from .labels import LABEL_SUFFIX, VERTEBRA_MAP_SUFFIX
+from .labels import LABEL_SUFFIX, VERTEBRA_MAP_STEM
 from .outputs import OUTPUT_KINDS, check_output_file, check_output_folder, csv_row, write_csv, write_scan_outputs
-from .reading import _DICOM_SUFFIXES, _has_dicom_preamble
+from .reading.formats import DICOM_FILE_SUFFIXES, VOLUME_FILE_SUFFIXES, is_dicom_folder, volume_file_stem
 
 if TYPE_CHECKING:
     import torch
@@ -46,13 +46,9 @@ if TYPE_CHECKING:
 #: Exit status of a run: all scans done (a scan without L3 is a result, not a failure); some
 #: scans of a batch failed (their CSV rows say why); bad arguments, model or output location.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-#: Files that hold one whole scan (DICOM series are folders, or named by one of their files).
-VOLUME_FILE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
 #: Longest case name kept whole, in UTF-8 bytes: room for the output suffixes and the atomic
 #: writer's temporary names within the usual 255-byte limit of a file name.
 MAX_CASE_NAME_BYTES = 150
-#: Stem of a vertebra label map's file name before its image suffix (``case_vertebrae.nii.gz``).
-VERTEBRA_MAP_STEM = VERTEBRA_MAP_SUFFIX[: -len(".nii.gz")]
 
 #: Receives the runner's lines for people (progress, notes, tracebacks of unexpected errors).
 Log = Callable[[str], None]
@@ -62,18 +58,12 @@ def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
 
 
-def _strip_volume_suffix(name: str) -> str | None:
-    """``name`` without its volume-file suffix, or None when it has none."""
-    lower = name.lower()
-    return next((name[: -len(suffix)] for suffix in VOLUME_FILE_SUFFIXES if lower.endswith(suffix)), None)
-
-
 def case_name(path: str | os.PathLike) -> str:
     """A scan's name for its output files: the file name without its image suffix, or the folder
     name, shortened beyond :data:`MAX_CASE_NAME_BYTES` (see the module docstring)."""
     name = Path(os.path.abspath(path)).name
-    stem = _strip_volume_suffix(name)
-    if stem is None and name.lower().endswith(_DICOM_SUFFIXES):
+    stem = volume_file_stem(name)
+    if stem is None and name.lower().endswith(DICOM_FILE_SUFFIXES):
         stem = name[: name.rindex(".")]
     name = (stem if stem is not None else name) or "scan"
     encoded = name.encode("utf-8", "surrogateescape")
@@ -89,19 +79,8 @@ def label_file_kind(path: str | os.PathLike) -> str | None:
     name = Path(path).name
     if name.lower().endswith(LABEL_SUFFIX):
         return "label"
-    stem = _strip_volume_suffix(name)
+    stem = volume_file_stem(name)
     return "vertebra label map" if stem is not None and stem.endswith(VERTEBRA_MAP_STEM) else None
-
-
-def is_dicom_folder(folder: Path) -> bool:
-    """Whether ``folder`` holds DICOM files directly (by suffix, or by the ``DICM`` preamble of a
-    regular file: a FIFO or device in the folder is never opened)."""
-    for path in folder.iterdir():
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        if path.name.lower().endswith(_DICOM_SUFFIXES) or _has_dicom_preamble(path):
-            return True
-    return False
 
 
 @dataclass(frozen=True)
@@ -149,7 +128,7 @@ def expand_inputs(paths: Sequence[str | os.PathLike]) -> Inputs:
             kind = label_file_kind(entry)
             if kind is not None and not entry.is_dir():
                 skipped.append((entry, f"{kind}s, not scans"))
-            elif entry.is_dir() or _strip_volume_suffix(entry.name) is not None:
+            elif entry.is_dir() or volume_file_stem(entry.name) is not None:
                 found.append(entry)
             else:
                 skipped.append((entry, "not a NIfTI/NRRD file or a folder"))

@@ -16,23 +16,12 @@ from ..errors import InputError
 from ..volume import CTVolume
 from ._common import check_ct_values, check_regular_file, one_line
 from .checks import check_volume
+from .formats import DICOM_FILE_SUFFIXES, has_dicom_preamble, volume_file_stem
 from .dicom import SeriesInfo, list_dicom_series, read_dicom_series, series_uid_of_file
 from .nifti import read_nifti
 from .nrrd import read_nrrd
 
 __all__ = ["SeriesInfo", "check_ct_values", "check_volume", "list_dicom_series", "load_ct"]
-
-_DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
-
-
-def _has_dicom_preamble(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(128)
-            return fh.read(4) == b"DICM"
-    except OSError:
-        return False
-
 
 def load_ct(path: str | os.PathLike, series_uid: str | None = None) -> CTVolume:
     """Load a CT volume (HU, ``[k, j, i]``, RAS geometry) from ``path``.
@@ -68,12 +57,12 @@ def load_ct(path: str | os.PathLike, series_uid: str | None = None) -> CTVolume:
 
 def _read_file(p: Path, name: str, series_uid: str | None) -> CTVolume:
     """Read the regular file ``p`` (``name``: its lower-case file name) by its format."""
-    if name.endswith(_DICOM_SUFFIXES) or _has_dicom_preamble(p):
+    if name.endswith(DICOM_FILE_SUFFIXES) or has_dicom_preamble(p):
         uid = series_uid_of_file(p)
         if series_uid is not None and series_uid != uid:
             raise InputError(f"{p} belongs to series {uid}, not to the requested series {series_uid}")
         return read_dicom_series(p.parent, uid)
-    if name.endswith((".nii", ".nii.gz", ".nrrd", ".nhdr")):
+    if volume_file_stem(name) is not None:
         if series_uid is not None:
             raise InputError(f"a series UID only applies to DICOM input, not to {p}")
         return read_nrrd(p) if name.endswith((".nrrd", ".nhdr")) else read_nifti(p)

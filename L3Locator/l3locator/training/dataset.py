@@ -37,13 +37,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import InputError, LabelError
-from ..labels import LABEL_SUFFIX, VERTEBRA_MAP_SUFFIX, l3_range_from_vertebra_map, read_label
+from ..labels import LABEL_SUFFIX, VERTEBRA_MAP_STEM, VERTEBRA_MAP_SUFFIX, l3_range_from_vertebra_map, read_label
 from ..reading import load_ct
+from ..reading.formats import VOLUME_FILE_SUFFIXES, volume_file_stem
 from ..volume import AXIS_NAMES, CTVolume
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
-#: ``<case>`` + this + an image suffix is a vertebra label map (``VERTEBRA_MAP_SUFFIX`` is its NIfTI form).
-VERTEBRA_MAP_STEM = VERTEBRA_MAP_SUFFIX[: -len(".nii.gz")]
 PATIENT_SEPARATOR = "__"
 LABEL_KINDS = ("json", "vertebra_map")
 
@@ -79,17 +77,9 @@ def patient_of(case_name: str) -> str:
     return case_name.split(PATIENT_SEPARATOR, 1)[0] or case_name
 
 
-def _strip_image_suffix(name: str) -> str | None:
-    lower = name.lower()
-    for suffix in IMAGE_SUFFIXES:
-        if lower.endswith(suffix):
-            return name[: -len(suffix)]
-    return None
-
-
 def _ct_beside(folder: Path, case: str) -> Path | None:
     """The CT of ``case`` in ``folder``: a file ``<case><suffix>`` or a folder ``<case>/``."""
-    for suffix in IMAGE_SUFFIXES:
+    for suffix in VOLUME_FILE_SUFFIXES:
         candidate = folder / f"{case}{suffix}"
         if candidate.is_file():
             return candidate
@@ -134,7 +124,7 @@ def _scan(root: Path) -> _Scan:
             else:
                 cases[case] = CaseSource(case, image, path, "json")
     for path in entries:
-        stem = _strip_image_suffix(path.name) if path.is_file() else None
+        stem = volume_file_stem(path.name) if path.is_file() else None
         if stem is not None and stem.endswith(VERTEBRA_MAP_STEM):
             case = stem[: -len(VERTEBRA_MAP_STEM)]
             if case in cases:
@@ -147,8 +137,8 @@ def _scan(root: Path) -> _Scan:
     used = {c.image.resolve() for c in cases.values()} | {c.label.resolve() for c in cases.values()}
     unlabelled = [
         p for p in entries
-        if p.is_file() and _strip_image_suffix(p.name) is not None and p.resolve() not in used
-        and not _strip_image_suffix(p.name).endswith(VERTEBRA_MAP_STEM)
+        if p.is_file() and volume_file_stem(p.name) is not None and p.resolve() not in used
+        and not volume_file_stem(p.name).endswith(VERTEBRA_MAP_STEM)
     ]
     return _Scan([cases[name] for name in sorted(cases)], unlabelled, orphans, invalid)
 
