@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -159,27 +159,6 @@ def find_l3(
             ``anatomy_rejected``; :mod:`l3locator.anatomy`). The fast path finds the same runs as
             exhaustive scoring, so the check changes both alike.
     """
-    return read_and_find_l3(
-        source, model, device=device, batch_size=batch_size, rule=rule, progress=progress, should_cancel=should_cancel,
-        exhaustive=exhaustive, precision=precision, anatomy_check=anatomy_check,
-    )[1]
-
-
-def read_and_find_l3(
-    source: str | os.PathLike | CTVolume,
-    model: L3Model | str | os.PathLike | None = None,
-    *,
-    device: str | torch.device | None = None,
-    batch_size: int | None = None,
-    rule: LocateRule | None = None,
-    progress: ProgressCallback | None = None,
-    should_cancel: Callable[[], bool] | None = None,
-    exhaustive: bool = False,
-    precision: str = "auto",
-    anatomy_check: bool = True,
-) -> tuple[CTVolume, L3Result]:
-    """:func:`find_l3` (same arguments) that also returns the volume it searched: for shells
-    that draw or save more from the scan (the QC picture) without reading it twice."""
     started = time.perf_counter()
     volume = source if isinstance(source, CTVolume) else load_ct(source)
     check_volume(volume)
@@ -198,4 +177,16 @@ def read_and_find_l3(
     result = result_from_probabilities(volume, probabilities, model_name=l3model.name, seconds=time.perf_counter() - started, rule=rule,
                                        scored_slices=scored_slices, anatomy_check=anatomy_check, input_name=input_name)
     result.extra["scoring"] = scoring
-    return volume, result
+    return result
+
+
+def read_and_find_l3(source: str | os.PathLike | CTVolume, model: L3Model | str | os.PathLike | None = None,
+                     **options: Any) -> tuple[CTVolume, L3Result]:
+    """:func:`find_l3` (``options``: its keyword arguments) that also returns the volume it
+    searched: for shells that draw or save more from the scan (the QC picture) without reading
+    it twice. The result is :func:`find_l3`'s, reading included."""
+    started = time.perf_counter()
+    volume = source if isinstance(source, CTVolume) else load_ct(source)
+    result = find_l3(volume, model, **options)
+    input_name = volume.source if isinstance(source, CTVolume) else os.fspath(source)
+    return volume, replace(result, input=input_name, seconds=time.perf_counter() - started)

@@ -30,7 +30,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, L3LocatorError
 from .labels import LABEL_SUFFIX, VERTEBRA_MAP_STEM
@@ -279,21 +279,11 @@ def run_batch(scans: Sequence[str | os.PathLike], settings: RunSettings, csv_pat
     return BatchSummary(len(scans), failed, written)
 
 
-def run_batch_command(
-    paths: Sequence[str | os.PathLike],
-    csv_path: str | os.PathLike,
-    log: Log,
-    *,
-    model: L3Model | str | os.PathLike | None = None,
-    device: str | None = None,
-    output_dir: str | os.PathLike | None = None,
-    output_kinds: Sequence[str] = OUTPUT_KINDS,
-    exhaustive: bool = False,
-    output_dir_option: str = "--output-dir",
-    csv_option: str = "--output",
-) -> int:
-    """A whole batch as a command runs it: check the CSV location, expand the paths and
-    :func:`prepare_run` before any scan is read, log one note per reason for what is skipped,
+def run_batch_command(paths: Sequence[str | os.PathLike], csv_path: str | os.PathLike, log: Log, *,
+                      csv_option: str = "--output", **run_options: Any) -> int:
+    """A whole batch as a command runs it: check the CSV location (the option named
+    ``csv_option``), expand the paths and :func:`prepare_run` (``run_options``: its arguments,
+    by keyword) before any scan is read, log one note per reason for what is skipped,
     run, and log the summary. Returns the exit status (:data:`EXIT_OK` or :data:`EXIT_SOME_FAILED`).
 
     Raises:
@@ -304,7 +294,7 @@ def run_batch_command(
     inputs = expand_inputs(paths)
     if not inputs.scans:
         raise InputError(f"no scan to run among the inputs: {'; '.join(inputs.skip_notes())}")
-    settings = prepare_run(model, device, output_dir, output_kinds=output_kinds, exhaustive=exhaustive, output_dir_option=output_dir_option)
+    settings = prepare_run(**run_options)
     for note in inputs.skip_notes():
         log(note)
     summary = run_batch(inputs.scans, settings, csv_path, log)
