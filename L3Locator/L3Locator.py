@@ -2,9 +2,10 @@
 
 Module, widget, logic and self-test classes in the layout of Slicer's scripted-module template.
 The logic is a thin composition of ``L3LocatorLib`` (Qt-free): ``models`` (which model, cached),
-``markups`` (the L3 point), ``plot`` (the probability plot), ``export`` and ``cases`` (a
-training case written as a unit), ``dependencies`` (the Python packages, shared with
-L3LocatorTraining). The L3 search itself is the core library ``l3locator``.
+``markups`` (the L3 point), ``plot`` (the probability plot), ``bodycomposition`` (tissue
+segments of the L3 slice and their measurement table), ``export`` and ``cases`` (a training case
+written as a unit), ``dependencies`` (the Python packages, shared with L3LocatorTraining). The L3
+search and the body composition method are the core library ``l3locator``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import qt
@@ -20,7 +22,7 @@ import vtk
 
 import slicer
 from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -29,7 +31,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from L3LocatorLib import export, markups, plot
+from L3LocatorLib import bodycomposition, export, markups, plot
 from L3LocatorLib.dependencies import ensureDependencies
 from L3LocatorLib.models import ModelCache, availableModels, userModelsDirectory
 from L3LocatorLib.volumes import ctVolumeFromNode
@@ -55,6 +57,10 @@ composition analysis (skeletal muscle and fat areas). A deep network scores ever
 answer is a point at the centre of the L3 slice, a per-slice probability plot, and a confidence
 with flags for cases that need a look. Drag the point to correct it (in a sagittal or coronal
 view), or place it by hand, then export the case as training data for L3LocatorTraining.
+"Measure body composition" segments the L3 slice into skeletal muscle, intermuscular, visceral
+and subcutaneous fat by HU thresholds (a method that needs review: correct the segments with the
+Segment Editor) and shows their areas, mean HU and the skeletal muscle index in a table that
+follows the edits.
 """
         self.parent.acknowledgementText = """
 Method after the imbalance-aware, Bayesian-optimised ResNet50 slice classifier for L3 localisation
@@ -72,17 +78,21 @@ class L3LocatorParameterNode:
     """The module's state, saved with the scene.
 
     inputVolume: the CT to search.  l3Markup: the L3 point to show, correct and export.
-    modelPath: model file ("" = the shipped default).  trainingFolder, caseName, annotator,
-    overwriteExisting: where and how Export label writes the case.
+    modelPath: model file ("" = the shipped default).  heightM: the patient's height in metres
+    for the skeletal muscle index (0 = unknown).  trainingFolder, caseName, annotator,
+    overwriteExisting, exportTissues: where and how Export label writes the case (exportTissues:
+    with the volume's tissue segmentation, when there is one).
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
     l3Markup: vtkMRMLMarkupsFiducialNode
     modelPath: str = ""
+    heightM: Annotated[float, WithinRange(0.0, 3.0)] = 0.0
     trainingFolder: Path
     caseName: str = ""
     annotator: str = ""
     overwriteExisting: bool = False
+    exportTissues: bool = True
 
 
 #
@@ -91,7 +101,7 @@ class L3LocatorParameterNode:
 
 
 class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """The module panel: inputs, Find L3 with progress and cancel, result, export."""
+    """The module panel: inputs, Find L3 with progress and cancel, result, body composition, export."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -124,6 +134,8 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.placeL3Button.connect("clicked(bool)", self.onPlaceL3)
         self.ui.jumpToL3Button.connect("clicked(bool)", self.onJumpToL3)
         self.ui.showPlotButton.connect("clicked(bool)", self.onShowPlot)
+        self.ui.measureBodyCompositionButton.connect("clicked(bool)", self.onMeasureBodyComposition)
+        self.ui.heightSpinBox.connect("valueChanged(double)", self.onHeightChanged)
         self.ui.exportButton.connect("clicked(bool)", self.onExportLabel)
 
         self.populateModels()
@@ -131,10 +143,12 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         self.removeObservers()
+        self.logic.measurements.stop()
 
     def enter(self) -> None:
         self.initializeParameterNode()
         self.populateModels()
+        self.logic.measurements.watchScene(slicer.mrmlScene)  # tissue segmentations of a loaded scene
 
     def exit(self) -> None:
         if self._parameterNode:
@@ -144,6 +158,7 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
+        self.logic.measurements.stop()
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:
@@ -179,7 +194,9 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.placeL3Button.enabled = bool(volume) and not self._busy
         self.ui.jumpToL3Button.enabled = bool(markup)
         self.ui.showPlotButton.enabled = bool(volume) and self.logic.getProbabilityChart(volume) is not None
+        self.ui.measureBodyCompositionButton.enabled = bool(volume and markup) and not self._busy
         self.ui.exportButton.enabled = bool(volume and markup) and not self._busy
+        self.ui.exportTissuesCheckBox.enabled = self.logic.getTissueSegmentation(volume) is not None
         self.ui.caseNameLineEdit.placeholderText = volume.GetName() if volume else ""
         if self.ui.markupPlaceWidget.currentNode() is not markup:
             self.ui.markupPlaceWidget.setCurrentNode(markup)
@@ -282,6 +299,25 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if chartNode:
             slicer.modules.plots.logic().ShowChartInLayout(chartNode)
 
+    # --- body composition -------------------------------------------------------------------------
+    def onMeasureBodyComposition(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Measure body composition failed."):
+            if not ensureDependencies("L3Locator"):
+                return
+            node = self._parameterNode
+            composition = self.logic.measureBodyComposition(node.inputVolume, node.l3Markup, heightM=node.heightM or None)
+            self.ui.bodyCompositionLabel.text = "\n".join([bodycomposition.compositionText(composition), *composition.warnings])
+            bodycomposition.showMeasurementTable(self.logic.getBodyCompositionTable(node.inputVolume), slicer.app.applicationLogic())
+            self.onJumpToL3()
+            self.updateButtons()
+
+    def onHeightChanged(self, heightM: float) -> None:
+        """A new height re-measures the table of the input volume's tissue segmentation (the SMI)."""
+        segmentationNode = self.logic.getTissueSegmentation(self._parameterNode.inputVolume) if self._parameterNode else None
+        if segmentationNode is not None:
+            with slicer.util.tryWithErrorDisplay("Could not update the skeletal muscle index."):
+                self.logic.setHeight(segmentationNode, heightM or None)
+
     # --- export -----------------------------------------------------------------------------------
     def onExportLabel(self) -> None:
         with slicer.util.tryWithErrorDisplay("Export label failed."):
@@ -298,12 +334,14 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 caseName=node.caseName or None,
                 annotator=node.annotator or None,
                 replace=node.overwriteExisting,
+                tissueSegmentation=self.logic.getTissueSegmentation(node.inputVolume) if node.exportTissues else None,
             )
             label = exported.label
+            tissues = f", tissues {exported.tissueSegmentationPath.name}" if exported.tissueSegmentationPath else ""
             replaced = f"; replaced {', '.join(exported.replaced)}" if exported.replaced else ""
             self.ui.exportStatusLabel.text = (
                 f"Exported {label.case}: L3 slice {label.l3_slice_index} (range {label.l3_slice_range[0]}–"
-                f"{label.l3_slice_range[1]}), source {label.source}, to {exported.labelPath.parent}{replaced}"
+                f"{label.l3_slice_range[1]}), source {label.source}{tissues}, to {exported.labelPath.parent}{replaced}"
             )
 
 
@@ -316,13 +354,15 @@ class L3LocatorLogic(ScriptedLoadableModuleLogic):
     """Find, show, correct and export L3 in the scene; usable without the widget, no Qt.
 
     A thin composition of ``L3LocatorLib``: the model cache (:class:`~L3LocatorLib.models.ModelCache`),
-    the L3 point (:mod:`L3LocatorLib.markups`), the probability plot (:mod:`L3LocatorLib.plot`)
-    and the export (:mod:`L3LocatorLib.export`).
+    the L3 point (:mod:`L3LocatorLib.markups`), the probability plot (:mod:`L3LocatorLib.plot`),
+    the body composition (:mod:`L3LocatorLib.bodycomposition`; ``measurements`` keeps the
+    tables up to date with the segment edits) and the export (:mod:`L3LocatorLib.export`).
     """
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         self.models = ModelCache()
+        self.measurements = bodycomposition.MeasurementUpdater()
 
     def getParameterNode(self):
         return L3LocatorParameterNode(super().getParameterNode())
@@ -349,10 +389,28 @@ class L3LocatorLogic(ScriptedLoadableModuleLogic):
         logging.info("L3Locator: %s", markups.resultText(result))
         return result
 
+    def measureBodyComposition(self, volumeNode, markupNode, *, heightM: float | None = None):
+        """Segment and measure the slice of the L3 point (:func:`L3LocatorLib.bodycomposition.measureBodyComposition`):
+        the volume's tissue segmentation (earlier edits are replaced) and its table, which from
+        then on follows the segment edits. ``heightM``: metres, None for unknown. Returns the
+        core's ``BodyComposition``.
+
+        Raises:
+            l3locator.LabelError: no L3 point, or the point is outside the volume.
+            l3locator.InputError: not a CT volume.
+        """
+        sliceIndex = markups.markupSliceIndex(volumeNode, markupNode)
+        composition = bodycomposition.measureBodyComposition(volumeNode, sliceIndex, heightM=heightM)
+        self.measurements.watch(bodycomposition.getTissueSegmentation(volumeNode))
+        return composition
+
     resultText = staticmethod(markups.resultText)
     getL3Markup = staticmethod(markups.getL3Markup)
     prepareManualL3Markup = staticmethod(markups.prepareManualL3Markup)
     getProbabilityChart = staticmethod(plot.getProbabilityChart)
+    getTissueSegmentation = staticmethod(bodycomposition.getTissueSegmentation)
+    getBodyCompositionTable = staticmethod(bodycomposition.getMeasurementTable)
+    setHeight = staticmethod(bodycomposition.setHeight)
     exportLabel = staticmethod(export.exportCase)
 
 

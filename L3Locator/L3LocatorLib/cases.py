@@ -2,7 +2,8 @@
 
 Case ``X`` of a training folder (:mod:`l3locator.training.dataset`) is made of any of:
 the CT ``X.nii.gz`` / ``X.nii`` / ``X.nrrd`` / ``X.nhdr`` or a DICOM folder ``X/``; the label
-``X.l3.json``; a vertebra label map ``X_vertebrae.nii.gz`` (or ``.nii``, ``.nrrd``, ``.nhdr``).
+``X.l3.json``; a vertebra label map ``X_vertebrae.nii.gz`` (or ``.nii``, ``.nrrd``, ``.nhdr``);
+the corrected tissue segmentation of the L3 slice ``X_tissues.seg.nrrd`` (body composition).
 Suffixes compare without regard to letter case, as training reads them (and as a case-insensitive
 file system stores them). Any one of these files means the case exists: a new export of ``X``
 must not appear beside it, where training would see one case from two sources.
@@ -25,6 +26,8 @@ from pathlib import Path
 #: Name of the folder inside a staging folder that holds the replaced case's files until the
 #: new ones are in place.
 REPLACED_FOLDER = "replaced"
+#: What follows ``X`` in the name of case ``X``'s tissue segmentation (a Slicer ``.seg.nrrd``).
+TISSUE_SEGMENTATION_SUFFIX = "_tissues.seg.nrrd"
 
 
 def caseFileSuffixes() -> tuple[str, ...]:
@@ -32,7 +35,12 @@ def caseFileSuffixes() -> tuple[str, ...]:
     from l3locator.labels import LABEL_SUFFIX, VERTEBRA_MAP_STEM
     from l3locator.reading.formats import VOLUME_FILE_SUFFIXES
 
-    return (*VOLUME_FILE_SUFFIXES, *(VERTEBRA_MAP_STEM + suffix for suffix in VOLUME_FILE_SUFFIXES), LABEL_SUFFIX)
+    return (
+        *VOLUME_FILE_SUFFIXES,
+        *(VERTEBRA_MAP_STEM + suffix for suffix in VOLUME_FILE_SUFFIXES),
+        TISSUE_SEGMENTATION_SUFFIX,
+        LABEL_SUFFIX,
+    )
 
 
 def caseFiles(folder: str | os.PathLike, case: str) -> list[Path]:

@@ -28,3 +28,10 @@ AUGMENTATIONS = ("paper", "all-slices")
 #: The preprocessed-slice cache's folder name inside a training run's output folder, unless
 #: another is given.
 CACHE_FOLDER = "slice_cache"
+
+#: What ``l3locator train --init-model`` takes for the shipped model (else a model file's path).
+SHIPPED_MODEL = "default"
+
+#: The stages of a ResNet from the input, the units ``--freeze-layers N`` counts: the stem
+#: (``conv1`` and ``bn1``) and the four residual stages. The classifier ``fc`` always trains.
+RESNET_STAGE_NAMES = ("stem", "layer1", "layer2", "layer3", "layer4")

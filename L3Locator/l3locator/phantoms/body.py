@@ -32,20 +32,23 @@ class BodyWall(Item):
         s = TorsoSection(*(float(v) for v in self.torso.section(z)))
         back_wall = s.cavity_back_mm + 10.0
         skin_width, skin_front, skin_back = (float(v) for v in self.torso.outline(z))
-        layers = [
-            ((skin_width, skin_front, skin_back), self.hu["skin"]),
-            ((skin_width - 2.0, skin_front - 2.0, skin_back - 2.0), self.hu["fat"]),
-            ((s.cavity_half_width_mm + s.side_muscle_mm, s.cavity_front_mm + s.front_muscle_mm, back_wall), self.hu["muscle"]),
-            ((s.cavity_half_width_mm, s.cavity_front_mm, s.cavity_back_mm), self.hu["visceral_fat"]),
+        layers = [  # outline, HU, body-composition tissue
+            ((skin_width, skin_front, skin_back), self.hu["skin"], None),
+            ((skin_width - 2.0, skin_front - 2.0, skin_back - 2.0), self.hu["fat"], "sat"),
+            ((s.cavity_half_width_mm + s.side_muscle_mm, s.cavity_front_mm + s.front_muscle_mm, back_wall), self.hu["muscle"], "muscle"),
+            ((s.cavity_half_width_mm, s.cavity_front_mm, s.cavity_back_mm), self.hu["visceral_fat"], "vat"),
         ]
-        for n, ((half_width, front, back), hu) in enumerate(layers):
+        for n, ((half_width, front, back), hu, tissue) in enumerate(layers):
             radius = _superellipse_radius(c, half_width, front, back, s.front_exponent, s.back_exponent)[c.angle_bin]
             alpha = c.edge_alpha(c.torso_radius - radius, 0.0)
             c.hu += alpha * (hu - c.hu)
+            c.record_tissue(None, alpha, tissue)
             if n == len(layers) - 1:
                 c.cavity[...] = alpha
         # fat texture: faint septa everywhere, small vessels / nodes in the visceral fat
         c.hu += 6.0 * c.texture + c.cavity * np.clip((c.texture - 1.9) * 3.0, 0.0, 1.0) * (self.hu["muscle"] - self.hu["visceral_fat"])
+        if c.tissue_fractions is not None:  # the vessels and nodes are not fat
+            c.record_tissue(None, c.cavity * np.clip((c.texture - 1.9) * 3.0, 0.0, 1.0), None)
 
 
 class Lungs(Item):
@@ -66,6 +69,7 @@ class Lungs(Item):
         tex = c.texture
         value = self.hu + 25.0 * tex + 900.0 * np.clip((tex - 1.8) * 2.0, 0.0, 1.0)
         c.hu += alpha * (value - c.hu)
+        c.record_tissue(None, alpha, None)
 
 
 class Table(Item):
@@ -82,4 +86,6 @@ class Table(Item):
         shell = np.clip(np.minimum(depth + 0.5 * c.pixel_mm, 3.0 - depth) * inv_px + 0.5, 0.0, 1.0)
         foam = np.clip(np.minimum(depth - 3.0, 32.0 - depth) * inv_px + 0.5, 0.0, 1.0)
         c.hu += foam * (-900.0 - c.hu)
+        c.record_tissue(None, foam, None)
         c.hu += shell * (self.hu - c.hu)
+        c.record_tissue(None, shell, None)

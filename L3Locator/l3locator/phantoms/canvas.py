@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..body_composition.tissues import TISSUES
+
 if TYPE_CHECKING:
     from .torso import Diaphragm
 
@@ -44,6 +46,9 @@ class Canvas:
         texture: smooth unit-variance noise for this slice (shared by textured tissues).
         diaphragm: the patient's diaphragm (organs below it, lungs above), set before painting.
         body_labels: vertebral-body labels painted on this slice.
+        tissue_fractions: None unless :meth:`track_tissues` was called; then float32
+            ``[tissue, row j, column i]``, the fraction of each pixel painted with each body-composition
+            tissue (:data:`~l3locator.body_composition.TISSUES` order), the rest being other tissue or air.
     """
 
     def __init__(self, ni: int, nj: int, pixel_mm: float, roll_rad: float, offset_mm: tuple[float, float], thickness_mm: float,
@@ -74,6 +79,12 @@ class Canvas:
         self.texture = texture_field[:nj, :ni]
         self.diaphragm: Diaphragm | None = None
         self.body_labels: set[int] = set()
+        self.tissue_fractions: np.ndarray | None = None
+
+    def track_tissues(self) -> None:
+        """Also record which tissue every composite paints (:attr:`tissue_fractions`), from the next
+        :meth:`start` on. Painting (the HU) is unchanged; only the phantoms' ground truth asks for it."""
+        self.tissue_fractions = np.zeros((len(TISSUES), self.nj, self.ni), np.float32)
 
     def start(self, z: float) -> None:
         """Reset for the slice centred at height ``z`` (mm, torso frame)."""
@@ -87,6 +98,8 @@ class Canvas:
         ox = int(round(z * 0.23 + 17 * math.sin(z * 0.013))) % (tw - self.ni)
         self.texture = self.texture_field[oy : oy + self.nj, ox : ox + self.ni]
         self.body_labels = set()
+        if self.tissue_fractions is not None:
+            self.tissue_fractions.fill(0.0)
 
     def slab_fraction(self, lo: Any, hi: Any) -> Any:
         """Fraction of the current slab inside ``[lo, hi]`` (mm; scalars or arrays)."""
@@ -119,11 +132,24 @@ class Canvas:
         """Anti-aliased coverage (0-1) of the shape shrunk by ``inset_mm``, from a signed distance (mm)."""
         return np.clip(0.5 - (signed_distance + inset_mm) * (1.0 / self.pixel_mm), 0.0, 1.0)
 
-    def composite(self, win: Window, alpha: np.ndarray, value: float, texture_hu: float = 0.0) -> None:
-        """Blend ``value`` (+ ``texture_hu`` x texture) HU into the window with weights ``alpha``."""
+    def composite(self, win: Window, alpha: np.ndarray, value: float, texture_hu: float = 0.0, tissue: str | None = None) -> None:
+        """Blend ``value`` (+ ``texture_hu`` x texture) HU into the window with weights ``alpha``;
+        ``tissue``: the body-composition tissue painted (None: any other tissue or air)."""
         target = self.hu[win]
         val: Any = value + texture_hu * self.texture[win] if texture_hu else value
         target += alpha * (val - target)
+        if self.tissue_fractions is not None:
+            self.record_tissue(win, alpha, tissue)
+
+    def record_tissue(self, win: Window | None, alpha: Any, tissue: str | None) -> None:
+        """When tracking tissues, note that ``alpha`` (0-1) of each pixel of ``win`` (None: the whole
+        slice) now holds ``tissue`` (None: other tissue or air) and the rest what it held before."""
+        if self.tissue_fractions is None:
+            return
+        fractions = self.tissue_fractions if win is None else self.tissue_fractions[(slice(None), *win)]
+        fractions *= 1.0 - alpha
+        if tissue is not None:
+            fractions[TISSUES.index(tissue)] += alpha
 
     def label(self, win: Window, mask: np.ndarray, label: int, body: bool = False) -> None:
         """Write ``label`` where ``mask``; remember which vertebral bodies this slice holds."""

@@ -14,7 +14,7 @@ from .anatomy import build_items
 from .body import Table
 from .canvas import Canvas
 from .patient import Patient
-from .scan import EXTENTS, draw_acquisition, scan_range
+from .scan import EXTENTS, Acquisition, draw_acquisition, scan_range
 from .scanner import Reconstruction, render, texture_field
 from .shapes import Item
 from .vertebrae import VARIANTS, VERTEBRA_NAMES, draw_variant
@@ -88,31 +88,39 @@ def _checked_size(shape_ij: tuple[int, int], extent: str, variant: str | None, s
     return ni, nj
 
 
-def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice_thickness_mm: float | None = None,
-                     pixel_spacing_mm: float | None = None, extent: str = "abdomen", noise_hu: float | None = None,
-                     variant: str | None = None, superior_first: bool = False) -> Phantom:
-    """Draw a synthetic CT scan and its vertebra labels from ``seed`` (same seed, same voxels).
+@dataclass
+class Scene:
+    """Everything a phantom is painted from, before any slice is painted (torso mm, HU).
 
-    Args:
-        seed: random seed; the anatomy depends on it alone (not on the acquisition arguments).
-        shape_ij: in-plane size ``(n_i, n_j)``: columns (patient right to left), rows (anterior to posterior).
-        slice_thickness_mm: slice thickness = spacing (mm); drawn from
-            :data:`~l3locator.phantoms.scan.THICKNESSES_MM` when None.
-        pixel_spacing_mm: in-plane pixel size (mm); when None the field of view (330-450 mm, widened
-            to hold the body) is spread over the larger of the two in-plane sizes.
-        extent: ``"abdomen"`` (about T10 to the sacrum or hips, L3 always whole), ``"chest"`` (C6-T1 to
-            T12-L1, no L3), ``"whole_body"`` (neck to hips), ``"l3_edge"`` (L3 cut by the lower or
-            upper scan edge: label 22 touches the first or last slice) or ``"random"`` (drawn).
-        noise_hu: standard deviation of the image noise (HU); drawn in 10-30 when None.
-        variant: one of :data:`~l3locator.phantoms.vertebrae.VARIANTS` to force it; None draws
-            ``"normal"`` 87% of the time (see :mod:`l3locator.phantoms` for how L3 is defined in each variant).
-        superior_first: store slices head-first (``k`` toward inferior); ranges then count stored slices.
-
-    Returns:
-        A :class:`Phantom` with int16 HU voxels ``[k, j, i]`` and its uint8 VerSe label map.
+    Attributes:
+        patient, acquisition: the drawn anatomy and acquisition.
+        extent, thickness_mm, noise_hu, pixel_mm, arms_down: the acquisition as used (arguments
+            override the drawn values).
+        lowest_z_mm, num_slices, l3_cut_by: the slices (:func:`~l3locator.phantoms.scan.scan_range`).
+        items: what is painted, in painting order (the table first when there is one).
+        canvas: the slice canvas (texture drawn, diaphragm set).
+        noise_rng: the noise generator, after the texture's draw (the reconstruction draws next).
     """
-    ni, nj = _checked_size(shape_ij, extent, variant, slice_thickness_mm, pixel_spacing_mm)
 
+    patient: Patient
+    acquisition: Acquisition
+    extent: str
+    thickness_mm: float
+    noise_hu: float
+    pixel_mm: float
+    arms_down: bool
+    lowest_z_mm: float
+    num_slices: int
+    l3_cut_by: str | None
+    items: list[Item]
+    canvas: Canvas
+    noise_rng: np.random.Generator
+
+
+def build_scene(seed: int, ni: int, nj: int, slice_thickness_mm: float | None, pixel_spacing_mm: float | None, extent: str,
+                noise_hu: float | None, variant: str | None) -> Scene:
+    """Draw the patient and the acquisition from ``seed`` and lay out the items and the canvas
+    (arguments as :func:`generate_phantom`'s, checked); the same seed and arguments give the same scene."""
     anatomy_rng, acquisition_rng, noise_rng, pose_rng = np.random.default_rng(seed).spawn(4)
     drawn_variant = draw_variant(anatomy_rng)
     patient = Patient(anatomy_rng, variant or drawn_variant)
@@ -137,7 +145,38 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
 
     canvas = Canvas(ni, nj, px, math.radians(patient.params["roll_deg"]), offset, thickness, texture_field(noise_rng, nj, ni, px))
     canvas.diaphragm = diaphragm
-    voxels, labels, body_present = render(canvas, items, z_lo, n, Reconstruction(px, noise, noise_rng))
+    return Scene(patient, acq, extent, thickness, noise, px, arms_down, z_lo, n, edge, items, canvas, noise_rng)
+
+
+def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice_thickness_mm: float | None = None,
+                     pixel_spacing_mm: float | None = None, extent: str = "abdomen", noise_hu: float | None = None,
+                     variant: str | None = None, superior_first: bool = False) -> Phantom:
+    """Draw a synthetic CT scan and its vertebra labels from ``seed`` (same seed, same voxels).
+
+    Args:
+        seed: random seed; the anatomy depends on it alone (not on the acquisition arguments).
+        shape_ij: in-plane size ``(n_i, n_j)``: columns (patient right to left), rows (anterior to posterior).
+        slice_thickness_mm: slice thickness = spacing (mm); drawn from
+            :data:`~l3locator.phantoms.scan.THICKNESSES_MM` when None.
+        pixel_spacing_mm: in-plane pixel size (mm); when None the field of view (330-450 mm, widened
+            to hold the body) is spread over the larger of the two in-plane sizes.
+        extent: ``"abdomen"`` (about T10 to the sacrum or hips, L3 always whole), ``"chest"`` (C6-T1 to
+            T12-L1, no L3), ``"whole_body"`` (neck to hips), ``"l3_edge"`` (L3 cut by the lower or
+            upper scan edge: label 22 touches the first or last slice) or ``"random"`` (drawn).
+        noise_hu: standard deviation of the image noise (HU); drawn in 10-30 when None.
+        variant: one of :data:`~l3locator.phantoms.vertebrae.VARIANTS` to force it; None draws
+            ``"normal"`` 87% of the time (see :mod:`l3locator.phantoms` for how L3 is defined in each variant).
+        superior_first: store slices head-first (``k`` toward inferior); ranges then count stored slices.
+
+    Returns:
+        A :class:`Phantom` with int16 HU voxels ``[k, j, i]`` and its uint8 VerSe label map.
+    """
+    ni, nj = _checked_size(shape_ij, extent, variant, slice_thickness_mm, pixel_spacing_mm)
+    scene = build_scene(seed, ni, nj, slice_thickness_mm, pixel_spacing_mm, extent, noise_hu, variant)
+    patient, acq, canvas, px, thickness = scene.patient, scene.acquisition, scene.canvas, scene.pixel_mm, scene.thickness_mm
+    z_lo, n = scene.lowest_z_mm, scene.num_slices
+    z_hi = z_lo + (n - 1) * thickness
+    voxels, labels, body_present = render(canvas, scene.items, z_lo, n, Reconstruction(px, scene.noise_hu, scene.noise_rng))
 
     present = np.stack([np.bincount(labels[k].ravel(), minlength=256) > 0 for k in range(n)])
     shift = acq.origin_shift_mm
@@ -149,9 +188,9 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
         ijk_to_ras[2, 3] = z_hi + shift[2]
 
     params = {
-        "seed": seed, "extent": extent, "l3_cut_by": edge, "variant": patient.variant, "shape_ij": [ni, nj], "slice_thickness_mm": thickness,
-        "pixel_spacing_mm": px, "num_slices": n, "noise_hu": noise, "table": acq.has_table, "arms_down": arms_down,
-        "superior_first": superior_first, "torso_offset_mm": list(offset), "hu": patient.hu,
+        "seed": seed, "extent": scene.extent, "l3_cut_by": scene.l3_cut_by, "variant": patient.variant, "shape_ij": [ni, nj],
+        "slice_thickness_mm": thickness, "pixel_spacing_mm": px, "num_slices": n, "noise_hu": scene.noise_hu, "table": acq.has_table,
+        "arms_down": scene.arms_down, "superior_first": superior_first, "torso_offset_mm": list(acq.torso_offset_mm), "hu": patient.hu,
         **{k: v for k, v in patient.params.items() if k != "variant"},
         "vertebral_bodies_ras_z_mm": {v.name: [v.bottom_mm + shift[2], v.top_mm + shift[2]] for v in patient.vertebrae},
         "ras_z_shift_mm": shift[2],

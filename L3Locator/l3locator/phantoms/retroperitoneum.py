@@ -26,12 +26,13 @@ def kidneys_and_crura(patient: Patient) -> list[Item]:
         angle = side * uniform(rng, 0.4, 0.7)
         keys = ellipsoid_keys(zc, hz, x + side * 8.0, y, uniform(rng, 26.0, 32.0), uniform(rng, 22.0, 27.0), angle, shift=(-side * 16.0, -6.0))
         items.append(Blob(keys, [Layer(0.0, hu["kidney_cortex"]), Layer(6.0, hu["kidney_medulla"], 0.0, 5.0)]))
-        items.append(Blob(ellipsoid_keys(zc, hz * 0.45, x - side * 10.0, y + 6.0, 11.0, 8.0, angle), [Layer(0.0, hu["visceral_fat"] + 20.0)]))
+        items.append(Blob(ellipsoid_keys(zc, hz * 0.45, x - side * 10.0, y + 6.0, 11.0, 8.0, angle), [Layer(0.0, hu["visceral_fat"] + 20.0)],
+                          tissue="vat"))  # renal sinus fat
     for side in (1, -1):
         levels = (lumbar[1], l1, last_t, patient.thoracic[-2])
         keys = [EllipseKey(v.mid_mm, v.x_mm + side * (v.half_width_mm * 0.55), v.y_mm + v.half_depth_mm + 6.0, 5.0, 13.0, side * 0.35)
                 for v in levels]
-        items.append(Blob(keys, [Layer(0.0, hu["muscle"])]))
+        items.append(Blob(keys, [Layer(0.0, hu["muscle"])], tissue="muscle"))
     return items
 
 
@@ -54,18 +55,18 @@ def back_and_flank_muscles(patient: Patient) -> list[Item]:
         keys.append(EllipseKey(z_s1 - 30.0, side * (0.45 * pelvic_width), y_fh - 5.0, 24.0 * size, 20.0 * size, side * 0.2))
         keys.append(EllipseKey(z_fh, side * (x_fh - 20.0), y_fh + 35.0, 20.0, 15.0, 0.0))
         keys.append(EllipseKey(z_fh - 50.0, side * (x_fh - 10.0), y_fh + 35.0, 18.0, 14.0, 0.0))
-        items.append(Blob(keys, muscle))
+        items.append(Blob(keys, muscle, tissue="muscle"))
         # quadratus lumborum: T12 to the iliac crest, beside the transverse process tips
         keys = [EllipseKey(v.mid_mm, v.x_mm + side * (v.half_width_mm + 48.0), v.y_mm - 20.0, 18.0 * min(1.0, 0.4 + 0.3 * n), 9.0, side * 0.5)
                 for n, v in enumerate([last_t] + lumbar) if v.mid_mm > z_crest - 20]
         keys.append(EllipseKey(z_crest - 20.0, keys[-1].x_mm, keys[-1].y_mm, 8.0, 6.0, side * 0.5))
-        items.append(Blob(keys, muscle))
+        items.append(Blob(keys, muscle, tissue="muscle"))
         # iliacus in the iliac fossa
         keys = []
         for z in np.linspace(z_crest - 8.0, z_fh + 15.0, 4):
             a = float(torso.section(z).cavity_half_width_mm)
             keys.append(EllipseKey(float(z), side * 0.72 * a, y_fh - 20.0 + 0.2 * (z_crest - z), 16.0, 24.0, -side * 0.5))
-        items.append(Blob(keys, muscle))
+        items.append(Blob(keys, muscle, tissue="muscle"))
         # erector spinae along the spine
         keys = []
         for v in patient.vertebrae:
@@ -75,5 +76,5 @@ def back_and_flank_muscles(patient: Patient) -> list[Item]:
             keys.append(EllipseKey(v.mid_mm, v.x_mm + side * lateral, v.y_mm - v.half_depth_mm - gap, half_width, half_depth, 0.0))
         z_bottom = z_s1 - 40.0
         keys.append(EllipseKey(z_bottom, side * 20.0, patient.sacrum_front_y(z_bottom) - 30.0, 14.0, 8.0, 0.0))
-        items.append(Blob(keys, [Layer(0.0, patient.hu["muscle"] + 3.0)]))
+        items.append(Blob(keys, [Layer(0.0, patient.hu["muscle"] + 3.0)], tissue="muscle"))
     return items

@@ -67,7 +67,7 @@ class Rendering(NamedTuple):
     body_present: np.ndarray  # bool [k, label]: which vertebral-body labels each slice holds
 
 
-def _items_by_slice(items: list[Item], z_lo: float, num_slices: int, thickness: float) -> list[list[Item]]:
+def items_by_slice(items: list[Item], z_lo: float, num_slices: int, thickness: float) -> list[list[Item]]:
     """For each slice, the items (in painting order) whose z-range may touch its slab."""
     buckets: list[list[Item]] = [[] for _ in range(num_slices)]
     for item in items:
@@ -81,7 +81,7 @@ def _items_by_slice(items: list[Item], z_lo: float, num_slices: int, thickness: 
 def render(canvas: Canvas, items: list[Item], z_lo: float, num_slices: int, reconstruction: Reconstruction) -> Rendering:
     """Paint ``num_slices`` slices centred at ``z_lo + k * thickness`` (torso mm) and reconstruct them."""
     thickness = canvas.thickness
-    buckets = _items_by_slice(items, z_lo, num_slices, thickness)
+    buckets = items_by_slice(items, z_lo, num_slices, thickness)
     slices = np.empty((num_slices, canvas.nj, canvas.ni), np.float32)
     labels = np.empty((num_slices, canvas.nj, canvas.ni), np.uint8)
     body_present = np.zeros((num_slices, 256), bool)

@@ -100,11 +100,13 @@ class Blob(Item):
     ``inside_cavity`` keeps the shape inside the body cavity, ``below_diaphragm`` under the
     diaphragm. ``label`` is painted where the pixel centre is inside (``vertebral_body`` marks a
     vertebral body); ``clears_labels`` erases vertebra labels under the shape (the spinal canal).
+    ``tissue`` names the body-composition tissue its layers are (None: organ, bone, vessel...;
+    gas is never a tissue), for the phantoms' tissue ground truth.
     """
 
     def __init__(self, keys: list[EllipseKey], layers: list[Layer], *, label: int = 0, vertebral_body: bool = False,
                  inside_cavity: bool = False, below_diaphragm: bool = False, tilt: Tilt | None = None,
-                 gas: GasLevel | None = None, clears_labels: bool = False):
+                 gas: GasLevel | None = None, clears_labels: bool = False, tissue: str | None = None):
         keyframes = np.array(sorted(keys), dtype=np.float64)
         if keyframes.shape[0] == 1:
             keyframes = np.vstack([keyframes, keyframes])
@@ -112,6 +114,7 @@ class Blob(Item):
         self.layers, self.label, self.vertebral_body = layers, label, vertebral_body
         self.inside_cavity, self.below_diaphragm, self.tilt, self.gas = inside_cavity, below_diaphragm, tilt, gas
         self.clears_labels = clears_labels
+        self.tissue = tissue
         pad = abs(tilt.slope) * float(np.max(keyframes[:, 3:5])) if tilt else 0.0
         self.z0, self.z1 = float(keyframes[0, 0]), float(keyframes[-1, 0])
         self.zmin, self.zmax = self.z0 - pad, self.z1 + pad
@@ -156,7 +159,7 @@ class Blob(Item):
                 if zf <= 0.0:
                     continue
             alpha = c.edge_alpha(d, layer.inset_mm) * zf * base
-            c.composite(win, alpha, layer.hu, layer.texture_hu)
+            c.composite(win, alpha, layer.hu, layer.texture_hu, self.tissue)
             if n == len(self.layers) - 1 and self.gas is not None:
                 level = c.roll_sin * cx + c.roll_cos * cy + c.offset_y + self.gas.level * b
                 above = np.clip((c.scan_y[win[0]] - level) * (1.0 / c.pixel_mm) + 0.5, 0.0, 1.0)

@@ -4,10 +4,11 @@ seven design parameters, and cross-validation by case.
 Modules (one job each): :mod:`.dataset` (find cases and their truth), :mod:`.cache` (preprocessed
 slices on disk), :mod:`.splits` (folds by patient), :mod:`.sampling` (what an epoch trains on),
 :mod:`.augment` (random affine transforms), :mod:`.design` (the design parameters),
-:mod:`.clipping`, :mod:`.bn_statistics`, :mod:`.train` (one training run), :mod:`.metrics`,
-:mod:`.optimize` (ask/tell optimisation with a resumable log), :mod:`.evaluate` (accuracy
-report), :mod:`.report_plot`, :mod:`.progress`, :mod:`.provenance`, :mod:`.workflow` (the
-``train`` command) and :mod:`.cli`.
+:mod:`.clipping`, :mod:`.bn_statistics`, :mod:`.parent` (the model a run starts from),
+:mod:`.train` (one training run), :mod:`.metrics`, :mod:`.optimize` (ask/tell optimisation with
+a resumable log), :mod:`.evaluate` (accuracy report), :mod:`.adapt` (fine-tuning defaults,
+guard rails, the comparison with the parent), :mod:`.report_plot`, :mod:`.progress`,
+:mod:`.provenance`, :mod:`.model_card`, :mod:`.workflow` (the ``train`` command) and :mod:`.cli`.
 
 The names below are imported on first use, so ``import l3locator.training.cli`` stays light.
 """

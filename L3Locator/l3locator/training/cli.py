@@ -3,12 +3,16 @@
     l3locator train DATA_DIR --trials N --epochs E --folds K --output-dir DIR [--resume] [--control]
         [--seed S] [--arch resnet50|resnet18] [--input-size 224] [--channel-mode repeat|neighbors]
         [--device cpu|cuda] [--negatives-per-epoch F] [--progress text|json] [--small] ...
+        [--init-model default|FILE [--freeze-layers N]] [--quick]
     l3locator evaluate DATA_DIR --model FILE [--folds K] [--output-dir DIR] [--device D] [--progress text|json]
 
 ``train`` runs :func:`~.workflow.run_training` (optimisation → cross-validation with the best
-parameters → final model on all cases). ``evaluate`` without ``--folds`` scores every case with
+parameters → final model on all cases); ``--init-model`` starts every network from a model
+file (:mod:`.parent`, with the fine-tuning defaults of :mod:`.adapt`) and ``--quick`` skips the
+optimisation. ``evaluate`` without ``--folds`` scores every case with
 the given model (no training); with ``--folds K`` (K ≥ 2) it re-trains K networks by
-cross-validation using the design parameters and budget recorded in the model file.
+cross-validation using the design parameters and budget recorded in the model file (an
+adapted model's networks start from its parent again, and the parent is scored beside them).
 
 ``--small`` selects the small configuration (:meth:`~.train.TrainingBudget.small`: ResNet18,
 64 px, 2 epochs, a quarter of the non-L3 slices, at most 600 slices per epoch, CPU) for any
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..choices import ARCHITECTURES, AUGMENTATIONS, CACHE_FOLDER, CHANNEL_MODES, TRAINING_PRECISIONS
+from ..choices import ARCHITECTURES, AUGMENTATIONS, CACHE_FOLDER, CHANNEL_MODES, RESNET_STAGE_NAMES, SHIPPED_MODEL, TRAINING_PRECISIONS
 from .progress import MODES, ProgressReporter
 
 if TYPE_CHECKING:
@@ -46,7 +50,17 @@ final model is reported as not validated. --resume continues an interrupted run.
 --small is a quick CPU setting for trying things out (ResNet18, 64 px, 2 epochs); without
 it the network is the full-size one (ResNet50, 224 px, 10 epochs; a GPU is advisable).
 
-example: l3locator train data/ --output-dir run/ --small --trials 3 --folds 2"""
+Adapting a model to your scans: --init-model default (the shipped model) or a model file
+starts every network from that model's weights, with its network, preprocessing and locate
+rule (so --arch, --input-size and --channel-mode must be left out or match), 6 epochs at a
+lower learning rate, batch-norm statistics re-estimated on your cases; --freeze-layers N keeps
+the first N ResNet stages as they are. --quick skips the optimisation (one training with fixed
+settings: minutes on a CPU). The cross-validation then also scores the starting model on the
+same held-out cases: the report and final_model.md say whether the adapted model is better;
+if it is not, keep using the one you started from.
+
+examples: l3locator train data/ --output-dir run/ --small --trials 3 --folds 2
+          l3locator train my_cases/ --output-dir adapted/ --init-model default --quick"""
 
 EVALUATE_DESCRIPTION = """\
 Measure a model's accuracy on a folder of annotated CT scans (the same layout as for
@@ -61,6 +75,8 @@ each scoring the cases it did not see (cross-validation).
 
 example: l3locator evaluate data/ --model run/final_model.pt --output-dir report/"""
 
+#: Optimisation trials of ``train`` unless ``--trials`` (or ``--quick``) is given.
+DEFAULT_TRIALS = 30
 #: Defaults of ``train`` (full size, the paper's setting); ``--small`` swaps in the small ones.
 FULL_DEFAULTS: dict[str, Any] = {
     "epochs": 10, "arch": "resnet50", "input_size": 224, "negatives_per_epoch": 1.0,
@@ -80,8 +96,19 @@ def _small_defaults() -> dict[str, Any]:
 
 
 def budget_from_args(args: argparse.Namespace) -> TrainingBudget:
-    """The training budget the ``train`` options describe (unset options from the defaults)."""
+    """The training budget the ``train`` options describe (unset options from the defaults).
+
+    With ``--init-model`` the network and preprocessing are the model's (an explicit option
+    that differs is refused with one line) and, unless ``--small``, the sampling defaults are
+    the fine-tuning ones (:data:`~.adapt.FINE_TUNING_BUDGET`).
+
+    Raises:
+        InputError: conflicting or invalid options.
+        ModelFileError: the ``--init-model`` file cannot be loaded.
+    """
     from ..preprocessing import PreprocessingConfig
+    from .adapt import FINE_TUNING_BUDGET, conflicting_options, fine_tuning_budget
+    from .parent import load_parent, resolve_init_model
     from .train import TrainingBudget
 
     defaults = _small_defaults() if args.small else FULL_DEFAULTS
@@ -90,29 +117,55 @@ def budget_from_args(args: argparse.Namespace) -> TrainingBudget:
         value = getattr(args, name)
         return defaults[name] if value is None else value
 
+    if args.init_model is None:
+        if args.freeze_layers:
+            raise InputError("--freeze-layers needs --init-model: layers of a network trained from random weights would stay random")
+        try:
+            preprocessing = PreprocessingConfig(input_size=pick("input_size"), channel_mode=args.channel_mode or "repeat")
+            return TrainingBudget(
+                epochs=pick("epochs"), arch=pick("arch"), preprocessing=preprocessing,
+                negatives_per_epoch=pick("negatives_per_epoch"), max_slices_per_epoch=pick("max_slices_per_epoch"),
+                device=pick("device"), precision=args.precision, seed=args.seed, augmentation=args.augmentation or "paper",
+            )
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+
+    parent = load_parent(resolve_init_model(args.init_model))
+    conflicts = conflicting_options(parent.model, arch=args.arch, input_size=args.input_size, channel_mode=args.channel_mode)
+    if conflicts:
+        raise InputError(f"--init-model {args.init_model} conflicts with " + ", ".join(conflicts)
+                         + ": a model adapted from another keeps its network and preprocessing; leave these options out")
+    if not args.small:
+        defaults = {**defaults, **{k: v for k, v in FINE_TUNING_BUDGET.items() if k in defaults}}
     try:
-        preprocessing = PreprocessingConfig(input_size=pick("input_size"), channel_mode=args.channel_mode)
-        return TrainingBudget(
-            epochs=pick("epochs"), arch=pick("arch"), preprocessing=preprocessing,
-            negatives_per_epoch=pick("negatives_per_epoch"), max_slices_per_epoch=pick("max_slices_per_epoch"),
-            device=pick("device"), precision=args.precision, seed=args.seed, augmentation=args.augmentation,
+        augmentation = {} if args.augmentation is None else {"augmentation": args.augmentation}
+        return fine_tuning_budget(
+            parent, epochs=pick("epochs"), negatives_per_epoch=pick("negatives_per_epoch"), max_slices_per_epoch=pick("max_slices_per_epoch"),
+            device=pick("device"), precision=args.precision, seed=args.seed, freeze_layers=args.freeze_layers, **augmentation,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from exc
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from .adapt import comparison_text
     from .workflow import run_training
 
+    if args.quick and args.trials is not None:
+        raise InputError("--trials sets how many optimisation trials to run and --quick runs none: leave one of them out")
     budget = budget_from_args(args)
     progress = ProgressReporter(args.progress)
     outputs = run_training(
-        args.data_dir, args.output_dir, trials=args.trials, folds=args.folds, budget=budget, control=args.control,
-        resume=args.resume, validation_fraction=args.validation_fraction, cache_dir=args.cache_dir, progress=progress,
+        args.data_dir, args.output_dir, trials=DEFAULT_TRIALS if args.trials is None else args.trials, quick=args.quick,
+        folds=args.folds, budget=budget, control=args.control, resume=args.resume, validation_fraction=args.validation_fraction,
+        cache_dir=args.cache_dir, progress=progress,
     )
-    best = outputs.optimisation.best
-    progress.note(f"best trial {best.trial} of {len(outputs.optimisation.records)}: validation F1 {best.f1:.3f}")
-    progress.note(f"best trial's model: {outputs.best_model}; trial log: {outputs.trials_log}")
+    if outputs.optimisation is not None:
+        best = outputs.optimisation.best
+        progress.note(f"best trial {best.trial} of {len(outputs.optimisation.records)}: validation F1 {best.f1:.3f}")
+        progress.note(f"best trial's model: {outputs.best_model}; trial log: {outputs.trials_log}")
+    if outputs.comparison is not None:
+        progress.note(f"adapted model vs its parent, {comparison_text(outputs.comparison)}")
     if outputs.report_json:
         progress.note(f"cross-validation report: {outputs.report_json} and {outputs.report_png}")
     for warning in outputs.warnings:
@@ -123,6 +176,11 @@ def run_train(args: argparse.Namespace) -> int:
         progress.note(f"final model, NOT VALIDATED (cross-validation found no L3 in some labelled cases): {outputs.final_model}")
     else:
         progress.note(f"final model, not cross-validated (--folds < 2; its accuracy is unknown): {outputs.final_model}")
+    if outputs.parent is not None and not outputs.recommended:
+        progress.note(f"the adapted model is NOT RECOMMENDED: keep using {outputs.parent['name']}")
+    elif outputs.parent is not None:
+        progress.note(f"the adapted model is recommended over its parent {outputs.parent['name']}")
+    progress.note(f"model card: {outputs.model_card}")
     return 0
 
 
@@ -132,6 +190,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .dataset import discover_cases
     from .design import DesignParameters
     from .evaluate import cross_validate, evaluate_model, write_report
+    from .parent import load_parent
     from .train import TrainingBudget
 
     model = load_model(args.model)
@@ -154,7 +213,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             raise InputError(f"{args.folds} folds need at least {args.folds} patients; {args.data_dir} has {patients}")
         progress.plan(args.folds * budget.epochs)
         progress.start()
-        report = cross_validate(cases, params, budget, args.folds, progress=progress)
+        parent = load_parent(budget.init_model) if budget.init_model else None
+        report = cross_validate(cases, params, budget, args.folds, progress=progress, parent=parent)
     else:
         discovery = discover_cases(args.data_dir)
 
@@ -184,8 +244,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="train a model on an annotated folder (Bayesian optimisation, cross-validation)",
                                   description=TRAIN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("data_dir", metavar="DATA_DIR", help="folder of annotated cases (CT + .l3.json or _vertebrae.nii.gz)")
-    train.add_argument("--trials", type=int, default=30, help="optimisation trials in total (default 30)")
-    train.add_argument("--epochs", type=int, help=f"epochs per training run (default {FULL_DEFAULTS['epochs']})")
+    train.add_argument("--trials", type=int, help=f"optimisation trials in total (default {DEFAULT_TRIALS})")
+    train.add_argument("--epochs", type=int, help=f"epochs per training run (default {FULL_DEFAULTS['epochs']}; fewer with --init-model, see above)")
     train.add_argument("--folds", type=int, default=5, help="cross-validation folds with the best parameters; 0 or 1: none (default 5)")
     train.add_argument("--output-dir", required=True, help="where the trial log, models and reports go")
     train.add_argument("--resume", action="store_true", help="continue the run in --output-dir up to --trials trials")
@@ -193,17 +253,26 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0, help="seed of the whole run (default 0)")
     train.add_argument("--arch", choices=ARCHITECTURES, help="network (default resnet50)")
     train.add_argument("--input-size", type=int, help="network input size in pixels (default 224)")
-    train.add_argument("--channel-mode", choices=CHANNEL_MODES, default="repeat", help="repeat: one slice in 3 channels (paper); neighbors: 2.5D")
+    train.add_argument("--channel-mode", choices=CHANNEL_MODES, help="repeat: one slice in 3 channels (paper, the default); neighbors: 2.5D")
     train.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     train.add_argument("--negatives-per-epoch", type=float, help="fraction of non-L3 slices drawn per epoch (default 1 = all)")
     train.add_argument("--max-slices-per-epoch", type=int, help="cap on slices per epoch before oversampling (default: none)")
-    train.add_argument("--augmentation", choices=AUGMENTATIONS, default="paper",
-                       help="paper: augment only the oversampled L3 copies; all-slices: every sample, plus zoom and intensity changes")
+    train.add_argument("--augmentation", choices=AUGMENTATIONS,
+                       help="paper (the default; with --init-model: the model's own): augment only the oversampled L3 copies; "
+                            "all-slices: every sample, plus zoom and intensity changes")
     train.add_argument("--precision", choices=TRAINING_PRECISIONS, default="auto", help="mixed precision (default auto: bf16/fp16 where fast)")
     train.add_argument("--validation-fraction", type=float, default=0.2, help="share of patients held out to score trials (default 0.2)")
     train.add_argument("--cache-dir", help=f"preprocessed-slice cache (default DIR/{CACHE_FOLDER})")
     train.add_argument("--small", action="store_true",
                        help="quick CPU setting for tests and demos: ResNet18, 64 px, 2 epochs, a quarter of the non-L3 slices, at most 600 slices per epoch")
+    train.add_argument("--init-model", metavar="default|FILE",
+                       help=f"start from this model's weights, network, preprocessing and locate rule ('{SHIPPED_MODEL}': the shipped model) "
+                            "and compare the result with it on the held-out folds")
+    train.add_argument("--freeze-layers", type=int, default=0, choices=range(len(RESNET_STAGE_NAMES) + 1), metavar="N",
+                       help=f"with --init-model: keep the first N ResNet stages ({', '.join(RESNET_STAGE_NAMES)}) as they are, "
+                            f"0-{len(RESNET_STAGE_NAMES)} (default 0)")
+    train.add_argument("--quick", action="store_true",
+                       help="no Bayesian optimisation: one training with fixed settings (fine-tuning ones with --init-model)")
     train.add_argument("--progress", choices=MODES, default="text", help="json: also print 'L3LOCATOR_PROGRESS {...}' lines on stdout")
     train.set_defaults(run=run_train)
 

@@ -92,6 +92,14 @@ class DesignParameters:
         return replace(self, oversampling_rate=0.0, class_weight=EQUAL_CLASS_WEIGHT)
 
 
+#: Fixed design parameters chosen by hand inside the paper's ranges: the shipped model's recipe
+#: (``tools/train_default_model.py``) and a ``--quick`` run from random weights.
+HAND_PICKED = DesignParameters(
+    l2_regularisation=1e-4, learning_rate=5e-3, minibatch_size=32, gradient_threshold=5,
+    gradient_threshold_method="global-l2norm", oversampling_rate=0.1, class_weight=0.7,
+)
+
+
 def search_space(control: bool = False) -> list[Integer | Real | Categorical]:
     """The scikit-optimize dimensions, named like the fields of :class:`DesignParameters`.
 

@@ -36,6 +36,14 @@ held-out fold. Every case is thus predicted once, by a model that never saw it
 (``in_sample: false``). ``per_fold`` has each fold's case count, failures, mean error, share
 within 2 slices and slice F1.
 
+When the networks start from a model file (``budget.init_model``, an adaptation run) and that
+*parent* is passed as ``parent``, the parent scores each fold's held-out cases too, with the same
+:func:`case_row` and its own locate rule. The report then has a ``parent`` section (its
+``model`` identity, ``summary``, ``per_fold`` and ``cases``, the same keys as the report's own)
+and ``comparison`` (:func:`~.adapt.compare_with_parent`: both errors on the same cases, the
+verdict and whether the adapted model is recommended); a verdict other than ``"better"`` adds
+a warning (:func:`~.adapt.comparison_warnings`).
+
 The report is written as strict JSON (non-finite numbers as null) and the picture
 (:mod:`.report_plot`) beside it, both atomically.
 """
@@ -55,10 +63,12 @@ from ..modelfile import L3Model
 from ..pipeline import find_l3
 from ..reading import load_ct
 from ..volume import CTVolume
+from .adapt import compare_with_parent, comparison_warnings
 from .cache import PreparedCase
 from .dataset import CaseSource, read_truth, slice_targets, truth_index
 from .design import DesignParameters
 from .metrics import SliceCounts, objective_from_f1, slice_counts
+from .parent import ParentModel
 from .progress import ProgressReporter
 from .provenance import now_iso, training_cases
 from .report_plot import render_report
@@ -278,6 +288,11 @@ def evaluate_model(
     return build_report(rows, in_sample=in_sample, warnings=warnings, mode="model", model=model.source, model_provenance=model.provenance)
 
 
+def _mean_error_text(summary: dict[str, Any]) -> str:
+    mean_error = summary["error_slices"]["mean"]
+    return "n/a" if mean_error is None else f"{mean_error:.2f}"
+
+
 def cross_validate(
     cases: Sequence[PreparedCase],
     params: DesignParameters,
@@ -286,11 +301,14 @@ def cross_validate(
     *,
     rule: LocateRule | None = None,
     progress: ProgressReporter | None = None,
+    parent: ParentModel | None = None,
 ) -> dict[str, Any]:
-    """K-fold cross-validation by patient with ``params`` (see the module docstring)."""
+    """K-fold cross-validation by patient with ``params``; with ``parent``, also the parent's
+    errors on the same held-out cases and the comparison (see the module docstring)."""
     progress = progress or ProgressReporter(quiet=True)
     groups = kfold_cases(cases, folds, budget.seed)
     rows: list[dict[str, Any]] = []
+    parent_rows: list[dict[str, Any]] = []
     for fold, held_out in enumerate(groups, start=1):
         names = {c.name for c in held_out}
         training = [c for c in cases if c.name not in names]
@@ -300,14 +318,26 @@ def cross_validate(
             progress.emit("cv_fold", trial=fold, trials=folds, epoch=epoch, epochs=budget.epochs, loss=loss, message="cross-validation: training")
 
         result = train_model(training, params, budget.with_seed(budget.seed + CV_SEED_OFFSET + fold), on_epoch=on_epoch)
-        fold_rows = [case_row(result.model, c.name, c.image, c.l3_range, fold, device=budget.device, rule=rule) for c in held_out]
+        fold_rows = []
+        for case in held_out:
+            volume = load_ct(case.image)
+            fold_rows.append(case_row(result.model, case.name, case.image, case.l3_range, fold, volume=volume, device=budget.device, rule=rule))
+            if parent is not None:
+                parent_rows.append(case_row(parent.model, case.name, case.image, case.l3_range, fold, volume=volume, device=budget.device))
         rows += fold_rows
         fold_summary = summarise(fold_rows)
-        mean_error = fold_summary["error_slices"]["mean"]
-        error_text = "n/a" if mean_error is None else f"{mean_error:.2f}"
         failed = f", NO L3 FOUND in {fold_summary['failures']} of {fold_summary['cases']}" if fold_summary["failures"] else ""
+        parent_text = ""
+        if parent is not None:
+            parent_text = f" (parent {parent.name}: {_mean_error_text(summarise(parent_rows[-len(held_out):]))})"
         progress.emit("cv_fold", trial=fold, trials=folds, objective=objective_from_f1(fold_summary["slice_f1"]),
-                      message=f"fold {fold}/{folds} scored: {len(held_out)} case(s){failed}, mean error {error_text} slices, "
-                              f"slice F1 {fold_summary['slice_f1']:.3f}")
-    return build_report(rows, in_sample=False, mode="cross-validation", folds=folds, seed=budget.seed,
-                        design_parameters=params.to_dict(), budget=budget.to_dict())
+                      message=f"fold {fold}/{folds} scored: {len(held_out)} case(s){failed}, mean error {_mean_error_text(fold_summary)} slices"
+                              f"{parent_text}, slice F1 {fold_summary['slice_f1']:.3f}")
+    report = build_report(rows, in_sample=False, mode="cross-validation", folds=folds, seed=budget.seed,
+                          design_parameters=params.to_dict(), budget=budget.to_dict())
+    if parent is not None:
+        report["parent"] = {"model": parent.identity(), "summary": summarise(parent_rows), "per_fold": per_fold_table(parent_rows),
+                            "cases": parent_rows}
+        report["comparison"] = compare_with_parent(report)
+        report["warnings"] += comparison_warnings(report["comparison"])
+    return report

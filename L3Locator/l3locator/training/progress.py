@@ -11,6 +11,10 @@ has ``"model"`` (the model file: the final model of ``train``, the evaluated one
 ``evaluate``) and ``"report"`` (the report JSON, or ``null`` when ``train`` ran no
 cross-validation) and ``"warnings"`` (sentences; empty when all went well); ``train``'s also has
 ``"validated"`` (true only when cross-validation found an L3 in every labelled case),
+``"model_card"`` (the card beside the final model), ``"parent_model"`` (``{"name", "sha256"}``
+of the model it started from), ``"comparison"`` (the adapted model against its parent on the
+same held-out cases, :func:`~.adapt.compare_with_parent`) and ``"recommended"`` (true only when
+it beat its parent there), the last three null for a model trained from random weights;
 ``evaluate``'s ``"in_sample"`` (see :mod:`.evaluate`). Lines are strict JSON: non-finite numbers
 are ``null``. Stages:
 

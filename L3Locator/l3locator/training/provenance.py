@@ -5,6 +5,9 @@ and what it says about the cases the model was made from.
 :func:`~.dataset.data_summary`, and the case names: ``training_cases`` (the cases the weights
 were fitted on) and, for an optimisation trial's model, ``validation_cases`` (the held-out
 cases that chose it).
+
+``parent_model`` names the model file the weights started from (``{"name", "sha256"}``, from
+the training run's ``initial_weights``), or is null for a model trained from random weights.
 """
 
 from __future__ import annotations
@@ -62,9 +65,16 @@ def make_provenance(
             "settings": result.settings,
         },
         "data": data,
+        "parent_model": parent_of(result),
         "metrics": metrics or {},
         **extra,
     }
+
+
+def parent_of(result: TrainingResult) -> dict[str, str] | None:
+    """``{"name", "sha256"}`` of the model file a training run started from; None from random weights."""
+    initial = result.settings.get("initial_weights")
+    return {"name": initial["name"], "sha256": initial["sha256"]} if isinstance(initial, dict) else None
 
 
 @dataclass(frozen=True)

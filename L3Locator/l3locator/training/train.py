@@ -1,4 +1,5 @@
-"""One training run: a network trained from scratch with one set of design parameters.
+"""One training run: a network trained with one set of design parameters, from random weights or
+from a model file's (``TrainingBudget.init_model``, the *parent*: :mod:`.parent`).
 
 The loop, per epoch: draw the epoch (:func:`~.sampling.plan_epoch`: all L3 slices, subsampled
 non-L3 slices, oversampled L3 copies); serve it in minibatches of ``minibatch_size`` (a
@@ -6,6 +7,12 @@ non-L3 slices, oversampled L3 copies); serve it in minibatches of ``minibatch_si
 cross-entropy (:func:`~.design.class_loss_weights`); backward; clip the gradients
 (:mod:`.clipping`); step. After the last epoch the batch-norm statistics are re-estimated over
 the training slices with the final weights (:mod:`.bn_statistics`, MATLAB's default).
+
+Starting from a parent: the network is a copy of the parent's (its architecture and
+preprocessing must be the budget's), the first ``freeze_layers`` ResNet stages get no gradient
+(:func:`~.parent.freeze_early_stages`), the trained model keeps the parent's locate rule, and the
+batch-norm statistics of every layer, frozen or not, are re-estimated on the new training slices
+(what adapts a network to another scanner's intensities and noise without any gradient).
 
 Optimiser: SGD with momentum 0.9, the paper's MATLAB ``sgdm`` solver, with the learning rate
 held constant and the L2 regularisation as ``weight_decay`` (coupled L2 on every parameter,
@@ -36,6 +43,7 @@ import torch.nn.functional as F
 
 from ..choices import ARCHITECTURES, AUGMENTATIONS, TRAINING_PRECISIONS
 from ..engine import ScanSlices, SliceClassifier, native_bf16, pick_device, score_slices
+from ..locate import LocateRule
 from ..modelfile import L3Model, build_network
 from ..preprocessing import PreprocessingConfig
 from .augment import augment_samples
@@ -44,6 +52,7 @@ from .cache import PreparedCase
 from .clipping import clip_gradients
 from .design import DesignParameters, class_loss_weights
 from .metrics import SliceCounts, slice_counts
+from .parent import MAX_FROZEN_STAGES, ParentModel, freeze_early_stages, load_parent
 from .sampling import EpochDataset, EpochPlan, plan_epoch
 
 SGD_MOMENTUM = 0.9
@@ -67,6 +76,8 @@ class TrainingBudget:
         bn_statistics_slices: training slices drawn to re-estimate the batch-norm statistics
             after training (None: all of them).
         augmentation: one of :data:`AUGMENTATIONS`.
+        init_model: the model file training starts from (absolute path; None: random weights).
+        freeze_layers: ResNet stages kept frozen from the input (0-5; needs ``init_model``).
     """
 
     epochs: int = 30
@@ -80,6 +91,8 @@ class TrainingBudget:
     eval_batch_size: int = 64
     bn_statistics_slices: int | None = None
     augmentation: str = "paper"
+    init_model: str | None = None
+    freeze_layers: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -96,6 +109,10 @@ class TrainingBudget:
             raise ValueError("bn_statistics_slices must be at least 2")
         if self.augmentation not in AUGMENTATIONS:
             raise ValueError(f"augmentation must be one of {AUGMENTATIONS}")
+        if not 0 <= self.freeze_layers <= MAX_FROZEN_STAGES:
+            raise ValueError(f"freeze_layers must be 0 to {MAX_FROZEN_STAGES} (ResNet stages from the input)")
+        if self.freeze_layers and not self.init_model:
+            raise ValueError("freezing layers needs a model to start from (init_model): random layers would stay random")
 
     @classmethod
     def small(cls, **overrides: Any) -> TrainingBudget:
@@ -203,8 +220,28 @@ def _deterministic_cudnn(device: torch.device) -> Iterator[None]:
 
 
 def make_optimiser(network: torch.nn.Module, params: DesignParameters) -> torch.optim.SGD:
-    """SGD with momentum 0.9, learning rate and weight decay (= L2 regularisation) from ``params``."""
-    return torch.optim.SGD(network.parameters(), lr=params.learning_rate, momentum=SGD_MOMENTUM, weight_decay=params.l2_regularisation)
+    """SGD with momentum 0.9, learning rate and weight decay (= L2 regularisation) from
+    ``params``, over the parameters that are not frozen."""
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    return torch.optim.SGD(trainable, lr=params.learning_rate, momentum=SGD_MOMENTUM, weight_decay=params.l2_regularisation)
+
+
+def starting_parent(budget: TrainingBudget) -> ParentModel | None:
+    """The parent a run with ``budget`` starts from (None: random weights).
+
+    Raises:
+        ValueError: the parent's architecture or preprocessing is not the budget's.
+        ModelFileError: the file cannot be loaded.
+    """
+    if not budget.init_model:
+        return None
+    parent = load_parent(budget.init_model)
+    if parent.model.arch != budget.arch or parent.model.preprocessing != budget.preprocessing:
+        raise ValueError(
+            f"{parent.name} is a {parent.model.arch} with {parent.model.preprocessing}; the budget asks for a {budget.arch} "
+            f"with {budget.preprocessing}: a run from a model keeps the model's network and preprocessing"
+        )
+    return parent
 
 
 def make_loader(
@@ -234,7 +271,8 @@ def train_model(
     Args:
         cases: training cases (their cached slices are read as needed).
         params: the design parameters (see :mod:`.design`).
-        budget: epochs, architecture, preprocessing, sampling, device, precision and seed.
+        budget: epochs, architecture, preprocessing, sampling, device, precision, seed, and the
+            model to start from (see the module docstring).
         on_epoch: called as ``on_epoch(epoch_number, mean_loss)`` after each epoch (from 1).
     """
     if not cases:
@@ -245,9 +283,14 @@ def train_model(
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     rng = np.random.default_rng(budget.seed)
     augment_generator = torch.Generator().manual_seed(budget.seed)
-    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left as it was
-        torch.manual_seed(budget.seed)
-        network = build_network(budget.arch)
+    parent = starting_parent(budget)
+    if parent is not None:
+        network = parent.copy_network()
+    else:
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left as it was
+            torch.manual_seed(budget.seed)
+            network = build_network(budget.arch)
+    frozen = freeze_early_stages(network, budget.freeze_layers)
     network = network.to(device, memory_format=torch.channels_last)
     optimiser = make_optimiser(network, params)
     class_weights = class_loss_weights(params.class_weight).to(device)
@@ -303,6 +346,7 @@ def train_model(
         network, cases, budget.preprocessing, device, rng, max_slices=budget.bn_statistics_slices, batch_size=budget.eval_batch_size
     )
     network = network.to(memory_format=torch.contiguous_format).eval()
+    network.requires_grad_(True)
     group = optimiser.param_groups[0]
     settings = {
         "minibatch_size": loader_batch_size,
@@ -315,8 +359,11 @@ def train_model(
         "precision": precision,
         "device": str(device),
         "bn_statistics_slices": statistics_slices,
+        "initial_weights": {"name": parent.name, "sha256": parent.sha256} if parent else "random",
+        "frozen_parameters": len(frozen),
     }
-    model = L3Model(network, budget.preprocessing, arch=budget.arch, source="trained")
+    locate_rule = parent.model.locate_rule if parent else LocateRule()
+    model = L3Model(network, budget.preprocessing, arch=budget.arch, source="trained", locate_rule=locate_rule)
     return TrainingResult(model, history, time.perf_counter() - started, settings)
 
 
