@@ -87,7 +87,7 @@ class L3LocatorParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     l3Markup: vtkMRMLMarkupsFiducialNode
     modelPath: str = ""
-    heightM: Annotated[float, WithinRange(0.0, 3.0)] = 0.0
+    heightM: Annotated[float, WithinRange(0.0, 2.5)] = 0.0
     trainingFolder: Path
     caseName: str = ""
     annotator: str = ""
@@ -305,18 +305,23 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not ensureDependencies("L3Locator"):
                 return
             node = self._parameterNode
-            composition = self.logic.measureBodyComposition(node.inputVolume, node.l3Markup, heightM=node.heightM or None)
+            composition = self.logic.measureBodyComposition(node.inputVolume, node.l3Markup, heightM=node.heightM)
             self.ui.bodyCompositionLabel.text = "\n".join([bodycomposition.compositionText(composition), *composition.warnings])
             bodycomposition.showMeasurementTable(self.logic.getBodyCompositionTable(node.inputVolume), slicer.app.applicationLogic())
             self.onJumpToL3()
             self.updateButtons()
 
     def onHeightChanged(self, heightM: float) -> None:
-        """A new height re-measures the table of the input volume's tissue segmentation (the SMI)."""
+        """A new height re-measures the table of the input volume's tissue segmentation (the SMI).
+        A value that is not a height yet (while typing, or stepping up from "unknown") is skipped."""
         segmentationNode = self.logic.getTissueSegmentation(self._parameterNode.inputVolume) if self._parameterNode else None
-        if segmentationNode is not None:
-            with slicer.util.tryWithErrorDisplay("Could not update the skeletal muscle index."):
-                self.logic.setHeight(segmentationNode, heightM or None)
+        if segmentationNode is None:
+            return
+        try:
+            height = bodycomposition.checkedHeight(heightM)
+        except ValueError:
+            return
+        self.logic.setHeight(segmentationNode, height)
 
     # --- export -----------------------------------------------------------------------------------
     def onExportLabel(self) -> None:
@@ -392,12 +397,13 @@ class L3LocatorLogic(ScriptedLoadableModuleLogic):
     def measureBodyComposition(self, volumeNode, markupNode, *, heightM: float | None = None):
         """Segment and measure the slice of the L3 point (:func:`L3LocatorLib.bodycomposition.measureBodyComposition`):
         the volume's tissue segmentation (earlier edits are replaced) and its table, which from
-        then on follows the segment edits. ``heightM``: metres, None for unknown. Returns the
-        core's ``BodyComposition``.
+        then on follows the segment edits. ``heightM``: metres, None or 0 for unknown. Returns
+        the core's ``BodyComposition``.
 
         Raises:
             l3locator.LabelError: no L3 point, or the point is outside the volume.
             l3locator.InputError: not a CT volume.
+            ValueError: ``heightM`` is not a person's height in metres.
         """
         sliceIndex = markups.markupSliceIndex(volumeNode, markupNode)
         composition = bodycomposition.measureBodyComposition(volumeNode, sliceIndex, heightM=heightM)
@@ -451,7 +457,8 @@ class L3LocatorTest(ScriptedLoadableModuleTest):
 
     Checks the answer shown in the scene (the L3 point on the model's slice, one probability per
     slice in the plot table, the point removed when no L3 is found), the point's RAS → IJK
-    geometry, and the exported case as the core library reads it back.
+    geometry, the exported case as the core library reads it back, and the body composition
+    segments with their table following an edit.
     """
 
     def setUp(self) -> None:
@@ -462,6 +469,8 @@ class L3LocatorTest(ScriptedLoadableModuleTest):
         self.test_FindL3ShowsTheAnswer()
         self.setUp()
         self.test_MarkupAndExport()
+        self.setUp()
+        self.test_BodyComposition()
 
     def test_FindL3ShowsTheAnswer(self) -> None:
         self.delayDisplay("Find L3 with fixed-answer models")
@@ -521,3 +530,22 @@ class L3LocatorTest(ScriptedLoadableModuleTest):
             self.assertEqual(replaced.replaced, ["selftest01.l3.json", "selftest01.nrrd"])
             self.assertEqual(sorted(os.listdir(training)), ["selftest01.l3.json", "selftest01.nrrd"])
         self.delayDisplay("L3 point and label export: passed")
+
+    def test_BodyComposition(self) -> None:
+        self.delayDisplay("Body composition of the L3 slice")
+        from l3locator.body_composition import TISSUES
+
+        volumeNode = syntheticCT()
+        logic = L3LocatorLogic()
+        composition = logic.measureBodyComposition(volumeNode, markups.placeL3Markup(volumeNode, 20), heightM=1.7)
+        segmentationNode = logic.getTissueSegmentation(volumeNode)
+        tableNode = logic.getBodyCompositionTable(volumeNode)
+        self.assertEqual(segmentationNode.GetSegmentation().GetSegmentIDs(), TISSUES)
+        areas = slicer.util.arrayFromTableColumn(tableNode, bodycomposition.COLUMN_AREA)
+        self.assertEqual(len(areas), len(TISSUES))
+        self.assertGreater(areas[0], 0.0)  # the soft-tissue block counts as muscle
+        self.assertAlmostEqual(areas[0], composition.areas_cm2["muscle"])
+        slicer.vtkSlicerSegmentationsModuleLogic.ClearSegment(segmentationNode, "muscle")  # an edit: the table follows
+        self.assertEqual(slicer.util.arrayFromTableColumn(tableNode, bodycomposition.COLUMN_AREA)[0], 0.0)
+        logic.measurements.stop()
+        self.delayDisplay("Body composition of the L3 slice: passed")

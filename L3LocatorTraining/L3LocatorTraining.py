@@ -1,7 +1,9 @@
 """L3LocatorTraining: train an L3Locator model on annotated cases, without freezing Slicer.
 
 The training itself is the core library's ``l3locator train`` command (Bayesian optimisation of
-the design parameters, cross-validation, final model). The Qt-free parts are in
+the design parameters or a quick run with fixed ones, cross-validation, final model), from
+random weights or adapting a model (the shipped one or a file) to the cases: the run then
+compares the adapted model with the one it started from and says whether it is better. The Qt-free parts are in
 ``L3LocatorTrainingLib``: the command and its background process (``process``), its progress
 lines (``monitor``), the training folder's summary counted in a thread (``summary``) and the
 cross-validation report (``report``). The widget polls them with a timer, can cancel the run,
@@ -37,11 +39,13 @@ from L3LocatorLib.dependencies import ensureDependencies
 from L3LocatorLib.models import saveUserModel, userModelsDirectory
 from L3LocatorTrainingLib import process, report
 from L3LocatorTrainingLib.monitor import TrainingMonitor
-from L3LocatorTrainingLib.process import DEVICES, TrainingRun
+from L3LocatorTrainingLib.process import DEVICES, START_FROM, TRAINING_MODES, TrainingRun
 from L3LocatorTrainingLib.summary import FolderSummaryTask, summaryText
 
 #: How often the widget reads the training process's output and the folder count (ms).
 POLL_INTERVAL_MS = 500
+#: The save button's text (a model not recommended over its parent gets another).
+SAVE_MODEL_TEXT = "Save model for L3Locator"
 
 
 #
@@ -60,9 +64,12 @@ class L3LocatorTraining(ScriptedLoadableModule):
         self.parent.contributors = ["L3Locator contributors"]
         self.parent.helpText = """
 Trains an L3Locator model on a folder of annotated CT cases (exported with the L3Locator module,
-or CTs with a vertebra label map <case>_vertebrae.nii.gz, L3 = 22). The design parameters are
-optimised by Bayesian optimisation (objective 1/F1 of the L3 slices of held-out cases), the
-result is cross-validated by case, and the final model can be saved for the L3Locator module.
+or CTs with a vertebra label map <case>_vertebrae.nii.gz, L3 = 22). Start from the shipped model
+to adapt it to your scans (quick adapt: minutes on a CPU for 10 cases; the result is compared
+with the shipped model on the same held-out cases and recommended only when it is better), from
+another model file, or from scratch. Full optimisation tunes the design parameters by Bayesian
+optimisation (objective 1/F1 of the L3 slices of held-out cases). The result is cross-validated
+by case, and the final model can be saved for the L3Locator module.
 Training runs in a separate process: Slicer stays usable, and the run can be cancelled.
 """
         self.parent.acknowledgementText = """
@@ -80,7 +87,9 @@ slice classifier for L3 localisation in CT.
 class L3LocatorTrainingParameterNode:
     """The module's state, saved with the scene.
 
-    dataFolder: annotated cases.  trials, epochs, folds, device, smallConfiguration: the budget.
+    dataFolder: annotated cases.  startFrom, initModelPath (for "another model"), freezeLayers:
+    where the weights start.  trainingMode: quick (fixed design parameters) or full optimisation.
+    trials, epochs, folds, device, smallConfiguration: the budget.
     augmentAllSlices: augment every training slice, not only the oversampled L3 copies.
     outputFolder: where the run writes ("" = a new folder beside the user models).  resume:
     continue the run found in outputFolder.  modelName: name to save the model under.
@@ -88,6 +97,10 @@ class L3LocatorTrainingParameterNode:
     """
 
     dataFolder: Path
+    startFrom: Annotated[str, Choice(list(START_FROM))] = "shipped model"
+    initModelPath: Path
+    trainingMode: Annotated[str, Choice(list(TRAINING_MODES))] = "quick adapt"
+    freezeLayers: Annotated[int, WithinRange(0, 5)] = 0
     trials: Annotated[int, WithinRange(1, 1000)] = 30
     epochs: Annotated[int, WithinRange(1, 1000)] = 10
     folds: Annotated[int, WithinRange(0, 20)] = 5
@@ -186,8 +199,16 @@ class L3LocatorTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         running = self._run is not None and self._run.isRunning()
         counting = self._summaryTask is not None
         hasFolder = bool(node) and _isSet(node.dataFolder)
-        self.ui.startButton.enabled = hasFolder and not running
-        self.ui.startButton.toolTip = "Start training in the background" if hasFolder else "Choose the training data folder first"
+        fromFile = bool(node) and node.startFrom == "another model"
+        hasStart = not fromFile or _isSet(node.initModelPath)
+        self.ui.startButton.enabled = hasFolder and hasStart and not running
+        self.ui.startButton.toolTip = (
+            "Start training in the background" if hasFolder and hasStart
+            else "Choose the training data folder first" if not hasFolder else "Choose the model file to start from"
+        )
+        self.ui.initModelPathLineEdit.enabled = fromFile
+        self.ui.freezeLayersSpinBox.enabled = bool(node) and node.startFrom != "scratch"
+        self.ui.trialsSpinBox.enabled = bool(node) and node.trainingMode != "quick adapt"
         self.ui.cancelButton.enabled = running
         self.ui.countCasesButton.enabled = hasFolder and not counting
         self.ui.saveModelButton.enabled = bool(node) and bool(node.trainedModelPath) and not running
@@ -224,9 +245,11 @@ class L3LocatorTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             command = self.logic.trainingCommand(
                 node.dataFolder, outputFolder, trials=node.trials, epochs=node.epochs, folds=node.folds,
                 device=node.device, small=node.smallConfiguration, resume=node.resume,
-                augmentAllSlices=node.augmentAllSlices,
+                augmentAllSlices=node.augmentAllSlices, startFrom=node.startFrom, initModelPath=node.initModelPath,
+                trainingMode=node.trainingMode, freezeLayers=node.freezeLayers,
             )
             self.ui.logTextEdit.clear()
+            self.ui.saveModelButton.text = SAVE_MODEL_TEXT
             self.ui.resultsLabel.text = ""
             self.ui.savedModelLabel.text = ""
             self._monitor = TrainingMonitor()
@@ -270,14 +293,20 @@ class L3LocatorTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             self.ui.progressBar.setValue(100)
             node.trainedModelPath = self._monitor.modelPath
             node.reportPath = self._monitor.reportPath or ""
-            if not node.modelName:
+            notRecommended = self._monitor.recommended is False
+            if not node.modelName and not notRecommended:  # a model worse than its parent is not offered as the one to use
                 node.modelName = f"L3Locator-{datetime.now():%Y%m%d-%H%M}"
-            self.ui.statusLabel.text = f"Done. Model: {self._monitor.modelPath}"
+            parent = (self._monitor.parentModel or {}).get("name", "")
+            self.ui.saveModelButton.text = "Save anyway (not recommended)" if notRecommended else SAVE_MODEL_TEXT
+            self.ui.statusLabel.text = (f"Done, but not recommended over {parent}. Model: {self._monitor.modelPath}" if notRecommended
+                                        else f"Done. Model: {self._monitor.modelPath}")
             if node.reportPath:
                 self.ui.resultsLabel.text = self.logic.reportText(self.logic.readReport(node.reportPath))
                 self.onShowPlot()
             else:
                 self.ui.resultsLabel.text = "No cross-validation was run (folds < 2)."
+            if self._monitor.comparison:
+                self.ui.resultsLabel.text = "\n".join([self.ui.resultsLabel.text, self.logic.comparisonText(self._monitor.comparison)])
             if self._monitor.warnings:
                 self.ui.resultsLabel.text = "\n".join([self.ui.resultsLabel.text, *(f"Warning: {w}" for w in self._monitor.warnings)])
         self.updateButtons()
@@ -342,6 +371,7 @@ class L3LocatorTrainingLogic(ScriptedLoadableModuleLogic):
     startTraining = staticmethod(TrainingRun.start)
     readReport = staticmethod(report.readReport)
     reportText = staticmethod(report.reportText)
+    comparisonText = staticmethod(report.comparisonText)
     showReportPlot = staticmethod(report.showReportPlot)
 
 
@@ -392,6 +422,13 @@ class L3LocatorTrainingTest(ScriptedLoadableModuleTest):
         self.assertEqual(command[1:4], ["-m", "l3locator.cli", "train"])
         self.assertEqual(command[command.index("--progress") + 1], "json")
         self.assertIn("--small", command)
+        self.assertNotIn("--init-model", command)
+        adapt = L3LocatorTrainingLogic.trainingCommand("data", "out", trials=3, epochs=2, folds=5, startFrom="shipped model",
+                                                       trainingMode="quick adapt", freezeLayers=2)
+        self.assertEqual(adapt[adapt.index("--init-model") + 1], "default")
+        self.assertEqual(adapt[adapt.index("--freeze-layers") + 1], "2")
+        self.assertIn("--quick", adapt)
+        self.assertNotIn("--trials", adapt)
         self.delayDisplay("Background process and progress lines: passed")
 
     def test_FolderSummary(self) -> None:
@@ -426,4 +463,8 @@ class L3LocatorTrainingTest(ScriptedLoadableModuleTest):
         self.assertIn("3 case(s)", logic.reportText(cvReport))
         self.assertIn("1.00 ± 1.00", logic.reportText(cvReport))
         self.assertIn("1 case(s) without an answer", logic.reportText(cvReport))
+        comparison = {"parent_model": {"name": "default.pt", "sha256": "0" * 64}, "cases": 3, "verdict": "worse", "recommended": False,
+                      "parent": {"mean_error_slices": 1.0, "failures": 0}, "adapted": {"mean_error_slices": 2.0, "failures": 1},
+                      "cases_improved": 0, "cases_worse": 2}
+        self.assertIn("NOT RECOMMENDED: the adapted model is worse than default.pt", logic.comparisonText(comparison))
         self.delayDisplay("Cross-validation report plot: passed")

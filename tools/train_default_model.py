@@ -25,18 +25,8 @@ from l3locator.choices import AUGMENTATIONS
 from l3locator.preprocessing import PreprocessingConfig
 from l3locator.training.cache import prepare_cases
 from l3locator.training.dataset import data_summary, discover_cases
-from l3locator.training.design import DesignParameters
+from l3locator.training.design import HAND_PICKED as DESIGN
 from l3locator.training.train import TrainingBudget, train_model
-
-DESIGN = DesignParameters(
-    l2_regularisation=1e-4,
-    learning_rate=5e-3,
-    minibatch_size=32,
-    gradient_threshold=5,
-    gradient_threshold_method="global-l2norm",
-    oversampling_rate=0.1,
-    class_weight=0.7,
-)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,9 +17,11 @@ shows the answer as
 
 Undefined values (the mean HU of an empty segment, the SMI without a height or outside the muscle
 row) are NaN. The volume node references its segmentation and table; the segmentation node
-references its volume (Slicer's reference image geometry) and carries the slice index, pixel
-spacing and height (attributes), so a measurement can be redone from the scene alone (after
-loading a saved scene, :meth:`MeasurementUpdater.watchScene`).
+references its volume (Slicer's reference image geometry) and carries the slice index and the
+height (attributes), so a measurement can be redone from the scene alone (after loading a saved
+scene, :meth:`MeasurementUpdater.watchScene`). Slices are the core's
+(:func:`l3locator.body_composition.axial_slice`: the volume's stored order, ``[j, i]`` for an
+axially stored volume), so the labels lie on the volume's own voxel grid.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ REFERENCE_TABLE = "L3LocatorBodyCompositionTable"
 ATTRIBUTE_SLICE_INDEX = "L3Locator.BodyCompositionSliceIndex"
 ATTRIBUTE_HEIGHT_M = "L3Locator.HeightM"
 ATTRIBUTE_METHOD = "L3Locator.BodyCompositionMethod"
-ATTRIBUTE_PIXEL_SPACING_MM = "L3Locator.PixelSpacingMm"
 # Table columns.
 COLUMN_TISSUE = "Tissue"
 COLUMN_AREA = "Area [cm2]"
@@ -60,8 +61,9 @@ LAYOUTS_WITH_TABLE = (
     slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView,
     slicer.vtkMRMLLayoutNode.SlicerLayout3DTableView,
 )
-#: Segmentation events after which the table is measured again.
-SEGMENTATION_EVENTS = ("SourceRepresentationModified", "SegmentAdded", "SegmentRemoved", "SegmentModified")
+#: Segmentation events after which the table is measured again: Segment Editor effects send the
+#: first two, clearing a segment only the second.
+SEGMENTATION_EVENTS = ("SourceRepresentationModified", "RepresentationModified", "SegmentAdded", "SegmentRemoved", "SegmentModified")
 
 
 def getTissueSegmentation(volumeNode):
@@ -82,19 +84,16 @@ def measureBodyComposition(volumeNode, sliceIndex: int, *, heightM: float | None
 
     Raises:
         l3locator.InputError: not a CT volume node (the scene is left unchanged).
-        ValueError: ``sliceIndex`` outside the volume or ``heightM`` negative (unchanged too).
+        IndexError: ``sliceIndex`` outside the volume (unchanged too).
+        ValueError: ``heightM`` is not a person's height in metres (unchanged too).
     """
     from l3locator.body_composition import measure_body_composition
 
     volume = ctVolumeFromNode(volumeNode)
-    if not 0 <= int(sliceIndex) < volume.num_slices:
-        raise ValueError(f"slice index {sliceIndex} is outside the volume (0–{volume.num_slices - 1})")
-    height = _checkedHeight(heightM)
-    composition = measure_body_composition(volume, int(sliceIndex), height_m=height)
-    segmentationNode = _showTissueSegments(volumeNode, volume, int(sliceIndex), composition.labels)
-    segmentationNode.SetAttribute(ATTRIBUTE_HEIGHT_M, "" if height is None else repr(height))
+    composition = measure_body_composition(volume, int(sliceIndex), height_m=checkedHeight(heightM))
+    segmentationNode = _showTissueSegments(volumeNode, volume, composition.slice_index, composition.labels)
+    segmentationNode.SetAttribute(ATTRIBUTE_HEIGHT_M, "" if composition.height_m is None else repr(composition.height_m))
     segmentationNode.SetAttribute(ATTRIBUTE_METHOD, composition.method)
-    segmentationNode.SetAttribute(ATTRIBUTE_PIXEL_SPACING_MM, ",".join(repr(float(v)) for v in composition.pixel_spacing_mm))
     updateMeasurementTable(segmentationNode)
     return composition
 
@@ -104,11 +103,23 @@ def setHeight(segmentationNode, heightM: float | None) -> None:
     its table again (the SMI changes; the segments do not).
 
     Raises:
-        ValueError: ``heightM`` negative.
+        ValueError: ``heightM`` is not a person's height in metres (nothing changes).
     """
-    height = _checkedHeight(heightM)
+    height = checkedHeight(heightM)
     segmentationNode.SetAttribute(ATTRIBUTE_HEIGHT_M, "" if height is None else repr(height))
     updateMeasurementTable(segmentationNode)
+
+
+def checkedHeight(heightM: float | None) -> float | None:
+    """A height for the SMI: None for None or 0 (unknown, as the height box shows it), else
+    ``heightM`` in metres if it is a person's height.
+
+    Raises:
+        ValueError: not a person's height in metres (:func:`l3locator.body_composition.check_height_m`).
+    """
+    from l3locator.body_composition import check_height_m
+
+    return None if heightM is None or heightM == 0 else check_height_m(heightM)
 
 
 def segmentedVolume(segmentationNode):
@@ -129,14 +140,15 @@ def measuredHeight(segmentationNode) -> float | None:
 
 def segmentMasksOnSlice(segmentationNode, volumeNode, sliceIndex: int) -> dict[str, np.ndarray]:
     """Each tissue segment's voxels on axial slice ``sliceIndex`` of ``volumeNode``, as boolean
-    arrays in the layout of that slice (:func:`sliceOfVolume`); all False for a segment the
-    user deleted. Segments are read in the segmentation's own coordinates, which are the volume's
-    local frame (the segmentation follows the volume's parent transform)."""
-    from l3locator.body_composition import TISSUES
+    arrays in the layout of that slice (:func:`l3locator.body_composition.axial_slice`); all
+    False for a segment the user deleted. Segments are read in the segmentation's own
+    coordinates, which are the volume's local frame (the segmentation follows the volume's
+    parent transform)."""
+    from l3locator.body_composition import TISSUES, axial_slice
 
     volume = ctVolumeFromNode(volumeNode)
     reference = _sliceImage(volumeNode, volume, sliceIndex)
-    empty = np.zeros(sliceOfVolume(volume, sliceIndex).shape, dtype=bool)
+    empty = np.zeros(axial_slice(volume, sliceIndex)[0].shape, dtype=bool)
     segmentation = segmentationNode.GetSegmentation()
     masks = {}
     for tissue in TISSUES:
@@ -159,15 +171,13 @@ def measureSegments(segmentationNode) -> tuple[dict[str, float], dict[str, float
     Raises:
         ValueError: the segmentation is not a tissue segmentation of a volume in the scene.
     """
-    from l3locator.body_composition import TISSUE_LABELS, measure_labels
+    from l3locator.body_composition import TISSUE_LABELS, axial_slice, measure_labels
 
     volumeNode = segmentedVolume(segmentationNode)
     if volumeNode is None or not segmentationNode.GetAttribute(ATTRIBUTE_SLICE_INDEX):
         raise ValueError(f"{segmentationNode.GetName()} is not a body composition segmentation of a volume in the scene")
-    volume = ctVolumeFromNode(volumeNode)
     sliceIndex = measuredSliceIndex(segmentationNode)
-    huSlice = sliceOfVolume(volume, sliceIndex)
-    spacing = tuple(float(v) for v in segmentationNode.GetAttribute(ATTRIBUTE_PIXEL_SPACING_MM).split(","))
+    huSlice, spacing = axial_slice(ctVolumeFromNode(volumeNode), sliceIndex)
     areas, meanHU, smi = {}, {}, None
     for tissue, mask in segmentMasksOnSlice(segmentationNode, volumeNode, sliceIndex).items():
         labels = mask.astype(np.uint8) * np.uint8(TISSUE_LABELS[tissue])
@@ -231,13 +241,6 @@ def showMeasurementTable(tableNode, applicationLogic) -> None:
         )
     applicationLogic.GetSelectionNode().SetActiveTableID(tableNode.GetID())
     applicationLogic.PropagateTableSelection()
-
-
-def sliceOfVolume(volume: CTVolume, sliceIndex: int) -> np.ndarray:
-    """Axial slice ``sliceIndex`` of the volume's voxels (a view): the stored array with the
-    axial axis (:attr:`~l3locator.volume.CTVolume.axial_axis`) taken out, so ``[j, i]`` for an
-    ordinary axial volume. Tissue labels of the slice have this layout."""
-    return volume.voxels[_sliceIndexer(volume, int(sliceIndex))]
 
 
 class MeasurementUpdater:
@@ -329,30 +332,16 @@ def _sliceImage(volumeNode, volume: CTVolume, sliceIndex: int):
 
 def _sliceArray(image, volume: CTVolume) -> np.ndarray:
     """The voxels of a one-slice image from :func:`_sliceImage` (or resampled onto one) as a
-    writable 2D view in the layout of :func:`sliceOfVolume`."""
-    dimensions = image.GetDimensions()
-    voxels = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(dimensions[::-1])
-    return voxels[_sliceIndexer(volume, 0)]
-
-
-def _sliceIndexer(volume: CTVolume, index: int) -> tuple:
-    """Index of one axial slice in a ``[k, j, i]`` array (basic indexing, so a view)."""
+    writable 2D view in the layout of :func:`l3locator.body_composition.axial_slice`."""
+    voxels = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(image.GetDimensions()[::-1])
     indexer = [slice(None)] * 3
-    indexer[2 - volume.axial_axis] = index
-    return tuple(indexer)
+    indexer[2 - volume.axial_axis] = 0  # the one slice, by basic indexing: a view
+    return voxels[tuple(indexer)]
 
 
 def _isEmpty(image) -> bool:
     extent = image.GetExtent()
     return any(extent[2 * axis] > extent[2 * axis + 1] for axis in range(3))
-
-
-def _checkedHeight(heightM: float | None) -> float | None:
-    if heightM is None or heightM == 0:
-        return None
-    if not heightM > 0 or not math.isfinite(heightM):
-        raise ValueError(f"the patient height must be a positive number of metres, got {heightM}")
-    return float(heightM)
 
 
 def _floatOrNaN(value) -> float:

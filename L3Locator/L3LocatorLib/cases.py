@@ -26,13 +26,11 @@ from pathlib import Path
 #: Name of the folder inside a staging folder that holds the replaced case's files until the
 #: new ones are in place.
 REPLACED_FOLDER = "replaced"
-#: What follows ``X`` in the name of case ``X``'s tissue segmentation (a Slicer ``.seg.nrrd``).
-TISSUE_SEGMENTATION_SUFFIX = "_tissues.seg.nrrd"
 
 
 def caseFileSuffixes() -> tuple[str, ...]:
     """What follows ``X`` in the name of a file of case ``X`` (lower case)."""
-    from l3locator.labels import LABEL_SUFFIX, VERTEBRA_MAP_STEM
+    from l3locator.labels import LABEL_SUFFIX, TISSUE_SEGMENTATION_SUFFIX, VERTEBRA_MAP_STEM
     from l3locator.reading.formats import VOLUME_FILE_SUFFIXES
 
     return (

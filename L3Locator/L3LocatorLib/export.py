@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import slicer
 
 from .bodycomposition import segmentedVolume
-from .cases import TISSUE_SEGMENTATION_SUFFIX, publishCase
+from .cases import publishCase
 from .files import safeFileName
 from .markups import ATTRIBUTE_MODEL, ATTRIBUTE_MODEL_SLICE_INDEX, SOURCE_ACCEPTED, labelSource, markupPositionLocal, markupSliceIndex, modelSliceRange
 from .volumes import ctVolumeFromNode
@@ -76,7 +76,7 @@ def exportCase(
         ValueError: ``tissueSegmentation`` was not made on ``volumeNode``.
         OSError: the CT or the segmentation could not be written (the folder is left as it was).
     """
-    from l3locator.labels import LABEL_SUFFIX, L3Label, write_label
+    from l3locator.labels import LABEL_SUFFIX, TISSUE_SEGMENTATION_SUFFIX, L3Label, write_label
 
     volume = ctVolumeFromNode(volumeNode)
     index = markupSliceIndex(volumeNode, markupNode, volume)

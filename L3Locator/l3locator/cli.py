@@ -1,7 +1,9 @@
 """The ``l3locator`` command: a thin shell over the library.
 
     l3locator find PATH [--model FILE] [--json] [--output-dir DIR] [--device D] [--exhaustive]
+                        [--body-composition [--height-m H] [--bc-half-width-mm N]]
     l3locator batch PATH... --output results.csv [--model FILE] [--output-dir DIR] [--device D] [--exhaustive]
+                        [--body-composition [--height-m H] [--bc-half-width-mm N]]
     l3locator train DATA_DIR ...      (see ``l3locator train --help``)
     l3locator evaluate DATA_DIR ...
     l3locator phantoms OUTPUT_DIR [--count N] ...   (synthetic CT with vertebra labels)
@@ -10,6 +12,11 @@
 ``batch`` takes files, DICOM folders and folders of scans (label files are skipped with a note),
 and names each scan's outputs uniquely (``patA/ct.nii.gz`` and ``patB/ct.nii.gz`` give
 ``patA/ct_L3.json`` and ``patB/ct_L3.json``; see :mod:`l3locator.runner`).
+
+``--body-composition`` also measures skeletal muscle, IMAT, VAT and SAT on the L3 slice
+(:mod:`l3locator.body_composition`, a threshold method to review): a ``body_composition`` object
+in the JSON (null when no L3 is found), columns in the batch CSV, and with ``--output-dir`` the
+tissue label map of the slice and a picture of it.
 
 Exit codes: 0 done (a scan without L3 is a result, not an error: see its flags); 1 some scans
 of a batch failed (each has its CSV row with the reason; the CSV is written anyway); 2 bad
@@ -30,6 +37,7 @@ from .errors import InputError, L3LocatorError
 
 if TYPE_CHECKING:
     from .pipeline import L3Result
+    from .runner import BodyCompositionOptions
 
 EXHAUSTIVE_HELP = "score every slice in float32 (slower reference; default: only the slices that decide the answer)"
 DEVICE_HELP = "cpu or cuda (default: cuda when present)"
@@ -49,6 +57,16 @@ def summary_line(result: L3Result) -> str:
     )
 
 
+def body_composition_line(measured: dict) -> str:
+    """One line for a body composition (:meth:`BodyComposition.to_dict`): areas, muscle HU, SMI, warnings."""
+    areas, muscle_hu, smi = measured["areas_cm2"], measured["mean_hu"]["muscle"], measured["smi_cm2_per_m2"]
+    hu = f" (mean {muscle_hu:.0f} HU)" if muscle_hu is not None else ""
+    index = f", SMI {smi:.1f} cm2/m2" if smi is not None else ""
+    notes = "".join(f"; warning: {warning}" for warning in measured["warnings"])
+    return (f"body composition at slice {measured['slice_index']}: muscle {areas['muscle']:.1f} cm2{hu}, IMAT {areas['imat']:.1f}, "
+            f"VAT {areas['vat']:.1f}, SAT {areas['sat']:.1f} cm2{index}{notes}")
+
+
 def print_result(result: L3Result, outputs: dict[str, str], as_json: bool) -> None:
     """Print one result: strict JSON with its ``outputs``, or a summary line, its warnings and outputs."""
     from .outputs import to_json
@@ -57,6 +75,9 @@ def print_result(result: L3Result, outputs: dict[str, str], as_json: bool) -> No
         print(to_json({**result.to_dict(), "outputs": outputs}))
         return
     print(summary_line(result))
+    measured = result.extra.get("body_composition")
+    if measured:
+        print(f"  {body_composition_line(measured)}")
     for warning in result.warnings:
         print(f"  warning: {warning}")
     for kind, path in outputs.items():
@@ -68,10 +89,27 @@ def log_line(line: str) -> None:
     print(f"l3locator: {line}" if "\n" not in line else line, file=sys.stderr)
 
 
+def body_composition_request(args: argparse.Namespace) -> BodyCompositionOptions | None:
+    """The checked body-composition options of ``find`` or ``batch``, or None without ``--body-composition``.
+
+    Raises:
+        InputError: a bad ``--height-m`` or ``--bc-half-width-mm``, or either without ``--body-composition``.
+    """
+    from .runner import body_composition_options
+
+    if not args.body_composition:
+        given = [option for option, value in (("--height-m", args.height_m), ("--bc-half-width-mm", args.bc_half_width_mm)) if value is not None]
+        if given:
+            raise InputError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to --body-composition; add it")
+        return None
+    return body_composition_options(args.height_m, args.bc_half_width_mm if args.bc_half_width_mm is not None else 0.0)
+
+
 def run_find(args: argparse.Namespace) -> int:
     from .runner import EXIT_OK, find_in_scan, prepare_run
 
-    settings = prepare_run(args.model, args.device, args.output_dir, exhaustive=args.exhaustive)
+    body_composition = body_composition_request(args)
+    settings = prepare_run(args.model, args.device, args.output_dir, exhaustive=args.exhaustive, body_composition=body_composition)
     result, outputs = find_in_scan(args.path, settings)
     print_result(result, outputs, args.json)
     return EXIT_OK
@@ -80,8 +118,19 @@ def run_find(args: argparse.Namespace) -> int:
 def run_batch(args: argparse.Namespace) -> int:
     from .runner import run_batch_command
 
+    body_composition = body_composition_request(args)
     return run_batch_command(args.paths, args.output, log_line, model=args.model, device=args.device,
-                             output_dir=args.output_dir, exhaustive=args.exhaustive)
+                             output_dir=args.output_dir, exhaustive=args.exhaustive, body_composition=body_composition)
+
+
+def add_body_composition_options(parser: argparse.ArgumentParser) -> None:
+    """``--body-composition``, ``--height-m`` and ``--bc-half-width-mm`` (values checked by
+    :func:`body_composition_request`, so that a bad one is one line and exit status 2)."""
+    parser.add_argument("--body-composition", action="store_true",
+                        help="also measure skeletal muscle, IMAT, VAT and SAT on the L3 slice (a threshold method: review it)")
+    parser.add_argument("--height-m", metavar="H", help="patient height in metres, for the SMI (default: the DICOM Patient's Size)")
+    parser.add_argument("--bc-half-width-mm", metavar="N",
+                        help="measure the mean over the slices within +-N mm of the L3 slice (default 0: the L3 slice alone)")
 
 
 def run_phantoms(args: argparse.Namespace) -> int:
@@ -112,9 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("path", help="DICOM folder, .nii/.nii.gz, or .nrrd/.nhdr file")
     find.add_argument("--model", help="model file (default: the shipped model)")
     find.add_argument("--json", action="store_true", help="print one JSON object")
-    find.add_argument("--output-dir", help="also write result JSON, L3 markups (.mrk.json) and a QC picture here")
+    find.add_argument("--output-dir", help="also write result JSON, L3 markups (.mrk.json) and a QC picture here "
+                      "(with --body-composition: the tissue label map and its picture too)")
     find.add_argument("--device", help=DEVICE_HELP)
     find.add_argument("--exhaustive", action="store_true", help=EXHAUSTIVE_HELP)
+    add_body_composition_options(find)
     find.set_defaults(run=run_find)
 
     batch = commands.add_parser(
@@ -128,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--output-dir", help="also write per-scan results, markups and QC pictures here (sub-folders as the scans')")
     batch.add_argument("--device", help=DEVICE_HELP)
     batch.add_argument("--exhaustive", action="store_true", help=EXHAUSTIVE_HELP)
+    add_body_composition_options(batch)
     batch.set_defaults(run=run_batch)
 
     phantoms = commands.add_parser("phantoms", help="write synthetic CT phantoms with vertebra labels (a training or demo set)")

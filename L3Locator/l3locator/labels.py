@@ -35,6 +35,7 @@ import numpy as np
 
 from .atomic import write_atomically
 from .errors import LabelError
+from .reading.formats import volume_file_stem
 
 FORMAT = "l3locator-label"
 FORMAT_VERSION = 1
@@ -43,8 +44,31 @@ LABEL_SUFFIX = ".l3.json"
 VERTEBRA_MAP_STEM = "_vertebrae"
 #: The vertebra label map's usual (NIfTI) form.
 VERTEBRA_MAP_SUFFIX = f"{VERTEBRA_MAP_STEM}.nii.gz"
+#: ``<name>`` + this + a volume-file suffix is a tissue label map of an L3 slice (body
+#: composition): ``l3locator find --output-dir`` writes ``<scan>_L3_tissues.nii.gz``.
+TISSUE_MAP_STEM = "_tissues"
+#: An annotator's corrected tissue segmentation of case ``<case>``'s L3 slice (Slicer ``.seg.nrrd``).
+TISSUE_SEGMENTATION_SUFFIX = f"{TISSUE_MAP_STEM}.seg.nrrd"
 L3_VERSE_ID = 22
 SOURCES = ("accepted", "corrected", "manual", "label_map", "phantom")
+
+
+def annotation_kind(path: str | os.PathLike) -> str | None:
+    """What annotation file ``path`` names, by its name: ``"label"`` (an L3 label,
+    ``.l3.json``), ``"vertebra label map"`` (``<case>_vertebrae`` + a volume suffix),
+    ``"tissue label map"`` (``<name>_tissues`` + a volume suffix, or ``.seg.nrrd``); None for
+    anything else, which may be a CT."""
+    name = Path(path).name
+    if name.lower().endswith(LABEL_SUFFIX):
+        return "label"
+    stem = volume_file_stem(name)
+    if stem is None:
+        return None
+    if stem.endswith(VERTEBRA_MAP_STEM):
+        return "vertebra label map"
+    if stem.removesuffix(".seg").endswith(TISSUE_MAP_STEM):
+        return "tissue label map"
+    return None
 
 
 @dataclass

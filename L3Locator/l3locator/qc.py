@@ -1,7 +1,10 @@
-"""Quality-control picture: sagittal and coronal reformats with the L3 line, and the L3 slice.
+"""Quality-control pictures, drawn with Pillow.
 
-Drawn with Pillow. Reformats are scaled to true proportions (slice thickness vs pixel
-spacing), head at the top; the found slice is a red line and the L3 range a yellow band.
+* The L3 picture (:func:`write_qc_png`): sagittal and coronal reformats with the L3 line, and the
+  L3 slice. Reformats are scaled to true proportions (slice thickness vs pixel spacing), head at
+  the top; the found slice is a red line and the L3 range a yellow band.
+* The body-composition picture (:func:`write_body_composition_png`): the measured slice plain
+  and with its tissues coloured, with the areas, mean HU and SMI.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from .atomic import write_atomically
 from .volume import CTVolume
 
 if TYPE_CHECKING:
+    from .body_composition import BodyComposition
     from .pipeline import L3Result
 
 DISPLAY_WINDOW_HU = (-400.0, 1000.0)
@@ -88,4 +92,84 @@ def render_qc(volume: CTVolume, result: L3Result) -> Image.Image:
 def write_qc_png(path: str | os.PathLike, volume: CTVolume, result: L3Result) -> Path:
     """Render the QC picture and save it as PNG at ``path``, atomically (:mod:`l3locator.atomic`)."""
     picture = render_qc(volume, result)
+    return write_atomically(path, lambda temporary: picture.save(temporary, format="PNG"))
+
+
+#: Display window (HU) of the body-composition picture: soft tissue.
+SOFT_TISSUE_WINDOW_HU = (-250.0, 250.0)
+#: Side (pixels) of each panel of the body-composition picture.
+BODY_COMPOSITION_PANEL = 512
+#: Opacity of the tissue colours over the CT.
+TISSUE_OPACITY = 0.55
+
+
+def _crop_around(mask: np.ndarray, margin: float) -> tuple[slice, slice]:
+    """Rows and columns of ``mask``'s bounding box widened by ``margin`` of its size (the whole
+    image for an empty mask)."""
+    if not mask.any():
+        return slice(None), slice(None)
+    bounds = []
+    for axis in (1, 0):
+        present = np.flatnonzero(mask.any(axis=axis))
+        pad = int(margin * (present[-1] - present[0] + 1)) + 1
+        bounds.append(slice(max(present[0] - pad, 0), min(present[-1] + pad + 1, mask.shape[1 - axis])))
+    return bounds[0], bounds[1]
+
+
+def _fit(picture: Image.Image, side: int) -> Image.Image:
+    """``picture`` scaled to fit a black ``side`` x ``side`` square, centred, proportions kept."""
+    scale = side / max(picture.width, picture.height)
+    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    square = Image.new("RGB", (side, side), "black")
+    square.paste(picture.convert("RGB").resize(size, Image.NEAREST), ((side - size[0]) // 2, (side - size[1]) // 2))
+    return square
+
+
+def render_body_composition(volume: CTVolume, composition: BodyComposition) -> Image.Image:
+    """The body-composition picture (RGB): the measured slice around the tissues found, and the
+    same with its tissues coloured (muscle red, IMAT green, VAT yellow, SAT cyan), anterior up
+    and the patient's right on the left; the areas, mean HU, SMI and warnings written above
+    and below."""
+    from .body_composition import TISSUE_COLOURS_RGB, TISSUE_LABELS, TISSUE_TITLES, TISSUES, slice_label_volume
+
+    grey = to_grey(np.asarray(volume.axial_stack()[composition.slice_index]), SOFT_TISSUE_WINDOW_HU)
+    labels = np.asarray(slice_label_volume(volume, composition.slice_index, composition.labels).axial_stack()[0])
+    plain = np.repeat(grey[..., None].astype(np.float32), 3, axis=2)
+    coloured = plain.copy()
+    for tissue in TISSUES:
+        where = labels == TISSUE_LABELS[tissue]
+        coloured[where] = (1 - TISSUE_OPACITY) * coloured[where] + TISSUE_OPACITY * 255.0 * np.asarray(TISSUE_COLOURS_RGB[tissue])
+    rows, cols = _crop_around(labels > 0, margin=0.08)
+    panels = [_fit(Image.fromarray(panel[rows, cols].astype(np.uint8)), BODY_COMPOSITION_PANEL) for panel in (plain, coloured)]
+    header, line = 64, 16
+    footer = line * (len(composition.warnings) + 1)
+    canvas = Image.new("RGB", (2 * BODY_COMPOSITION_PANEL + 10, BODY_COMPOSITION_PANEL + header + footer), "black")
+    for n, panel in enumerate(panels):
+        canvas.paste(panel, (n * (BODY_COMPOSITION_PANEL + 10), header))
+    draw = ImageDraw.Draw(canvas)
+    areas, mean_hu = composition.areas_cm2, composition.mean_hu
+    slices = composition.slices_used
+    where = f"slice {composition.slice_index}" + (f" (mean of slices {slices[0]}-{slices[-1]})" if len(slices) > 1 else "")
+    smi = "SMI: height unknown"
+    if composition.smi_cm2_per_m2 is not None:
+        smi = f"SMI {composition.smi_cm2_per_m2:.1f} cm2/m2 (height {composition.height_m:.2f} m)"
+    draw.text((6, 4), f"Body composition at {where}: {smi}", fill="white")
+    x = 6
+    for tissue in TISSUES:
+        hu = "" if mean_hu[tissue] is None else f", {mean_hu[tissue]:.0f} HU"
+        text = f"{TISSUE_TITLES[tissue]} {areas[tissue]:.1f} cm2{hu}"
+        draw.rectangle((x, 26, x + 12, 38), fill=tuple(int(255 * c) for c in TISSUE_COLOURS_RGB[tissue]))
+        draw.text((x + 18, 26), text, fill="white")
+        x += 22 + int(draw.textlength(text)) + 18
+    draw.text((6, 44), f"{composition.method}: a threshold method; review and edit the tissues before use", fill=(200, 200, 200))
+    y = header + BODY_COMPOSITION_PANEL + 2
+    for warning in composition.warnings:
+        draw.text((6, y), f"warning: {warning}", fill=(255, 200, 0))
+        y += line
+    return canvas
+
+
+def write_body_composition_png(path: str | os.PathLike, volume: CTVolume, composition: BodyComposition) -> Path:
+    """Render the body-composition picture and save it as PNG at ``path``, atomically."""
+    picture = render_body_composition(volume, composition)
     return write_atomically(path, lambda temporary: picture.save(temporary, format="PNG"))

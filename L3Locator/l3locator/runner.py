@@ -7,8 +7,9 @@ The one runner behind ``l3locator find``, ``l3locator batch`` and ``L3LocatorBat
 2. :func:`expand_inputs` turns the paths given into scans: a folder that is not a DICOM folder
    stands for its entries; label files (``.l3.json``, ``*_vertebrae.nii.gz``) are not scans;
 3. :func:`output_names` names each scan's output files (:mod:`l3locator.outputs`);
-4. :func:`find_in_scan` reads one scan, finds L3 and writes its outputs; :func:`run_batch` does so
-   for many, one CSV row each whatever goes wrong with a scan, and writes the CSV even when
+4. :func:`find_in_scan` reads one scan, finds L3, measures body composition there when asked
+   (:class:`BodyCompositionOptions`) and writes its outputs; :func:`run_batch` does so for
+   many, one CSV row each whatever goes wrong with a scan, and writes the CSV even when
    interrupted.
 
 Output names: a scan's *case name* is its file name without the image suffix, or its folder's
@@ -33,15 +34,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, L3LocatorError
-from .labels import LABEL_SUFFIX, VERTEBRA_MAP_STEM
+from .labels import annotation_kind
 from .outputs import OUTPUT_KINDS, check_output_file, check_output_folder, csv_row, write_csv, write_scan_outputs
-from .reading.formats import DICOM_FILE_SUFFIXES, VOLUME_FILE_SUFFIXES, is_dicom_folder, volume_file_stem
+from .reading.formats import DICOM_FILE_SUFFIXES, is_dicom_folder, volume_file_stem
 
 if TYPE_CHECKING:
     import torch
 
+    from .body_composition import BodyComposition
     from .modelfile import L3Model
     from .pipeline import L3Result
+    from .volume import CTVolume
 
 #: Exit status of a run: all scans done (a scan without L3 is a result, not a failure); some
 #: scans of a batch failed (their CSV rows say why); bad arguments, model or output location.
@@ -73,16 +76,6 @@ def case_name(path: str | os.PathLike) -> str:
     return f"{head}_{_short_hash(name)}"
 
 
-def label_file_kind(path: str | os.PathLike) -> str | None:
-    """``"label"`` for an L3 label (``.l3.json``), ``"vertebra label map"`` for ``<case>_vertebrae``
-    plus an image suffix, None for anything else (see :mod:`l3locator.labels`)."""
-    name = Path(path).name
-    if name.lower().endswith(LABEL_SUFFIX):
-        return "label"
-    stem = volume_file_stem(name)
-    return "vertebra label map" if stem is not None and stem.endswith(VERTEBRA_MAP_STEM) else None
-
-
 @dataclass(frozen=True)
 class Inputs:
     """The scans a run's paths stand for, and what was left out with why."""
@@ -106,16 +99,16 @@ def expand_inputs(paths: Sequence[str | os.PathLike]) -> Inputs:
     """The scans named by ``paths``, in order.
 
     A folder that is not a DICOM folder stands for its entries (sorted; hidden ones ignored):
-    volume files (:data:`VOLUME_FILE_SUFFIXES`) and sub-folders; other files are skipped. A folder
+    volume files (:data:`~l3locator.reading.formats.VOLUME_FILE_SUFFIXES`) and sub-folders; other files are skipped. A folder
     that gives no scan stays a scan itself (its row then says why it cannot be read). Label files
-    (:func:`label_file_kind`), named or found in a folder, are skipped: they are not CT. Any other
+    (:func:`~l3locator.labels.annotation_kind`), named or found in a folder, are skipped: they are not CT. Any other
     path, even a missing one or an unknown type, is a scan whose row will carry the reason.
     """
     scans: list[Path] = []
     skipped: list[tuple[Path, str]] = []
     for item in paths:
         path = Path(item)
-        kind = label_file_kind(path)
+        kind = annotation_kind(path)
         if kind is not None and not path.is_dir():
             skipped.append((path, f"{kind}s, not scans"))
             continue
@@ -125,7 +118,7 @@ def expand_inputs(paths: Sequence[str | os.PathLike]) -> Inputs:
             continue
         found = []
         for entry in entries:
-            kind = label_file_kind(entry)
+            kind = annotation_kind(entry)
             if kind is not None and not entry.is_dir():
                 skipped.append((entry, f"{kind}s, not scans"))
             elif entry.is_dir() or volume_file_stem(entry.name) is not None:
@@ -169,6 +162,49 @@ def output_names(scans: Sequence[str | os.PathLike]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class BodyCompositionOptions:
+    """Measure body composition on each scan's L3 slice (:mod:`l3locator.body_composition`).
+
+    Attributes:
+        half_width_mm: > 0: the mean over the slices within +- this many mm of L3.
+        height_m: the patients' height in metres for the SMI, for every scan of the run; None:
+            each scan's DICOM Patient's Size where it has one.
+    """
+
+    half_width_mm: float = 0.0
+    height_m: float | None = None
+
+
+#: The most a body-composition half-width may be (mm): L3 itself is about 25-35 mm high.
+MAX_HALF_WIDTH_MM = 50.0
+
+
+def body_composition_options(height_m: str | float | None = None, half_width_mm: str | float = 0.0, *,
+                             height_option: str = "--height-m", half_width_option: str = "--bc-half-width-mm") -> BodyCompositionOptions:
+    """Checked :class:`BodyCompositionOptions` from command-line values (text or numbers).
+
+    Raises:
+        InputError: a height that is not metres (:func:`l3locator.body_composition.check_height_m`)
+            or a half-width that is not 0-:data:`MAX_HALF_WIDTH_MM` mm; the message names the option.
+    """
+    from .body_composition import check_height_m
+
+    height = None
+    if height_m is not None:
+        try:
+            height = check_height_m(height_m)
+        except ValueError as error:
+            raise InputError(f"{height_option} {height_m}: {error}") from None
+    try:
+        half_width = float(half_width_mm)
+    except (TypeError, ValueError):
+        raise InputError(f"{half_width_option} {half_width_mm}: not a number of mm") from None
+    if not 0.0 <= half_width <= MAX_HALF_WIDTH_MM:
+        raise InputError(f"{half_width_option} {half_width_mm}: must be between 0 and {MAX_HALF_WIDTH_MM:g} mm")
+    return BodyCompositionOptions(half_width, height)
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """What all scans of a run share (made by :func:`prepare_run`, which checked it)."""
 
@@ -177,6 +213,7 @@ class RunSettings:
     output_dir: Path | None = None
     output_kinds: tuple[str, ...] = OUTPUT_KINDS
     exhaustive: bool = False
+    body_composition: BodyCompositionOptions | None = None
 
 
 def prepare_run(
@@ -187,12 +224,15 @@ def prepare_run(
     output_kinds: Sequence[str] = OUTPUT_KINDS,
     exhaustive: bool = False,
     output_dir_option: str = "--output-dir",
+    body_composition: BodyCompositionOptions | None = None,
 ) -> RunSettings:
     """Check the output folder, the device and the model (cheapest first) and load the model.
 
     ``model``: an :class:`L3Model`, a model file, or None for the shipped model. ``device``:
     ``"cpu"``, ``"cuda"``..., None for CUDA when present. ``output_dir``: where each scan's
     files of ``output_kinds`` go (None: none written). ``exhaustive``: score every slice.
+    ``body_composition``: also measure body composition on each L3 slice (checked options,
+    :func:`body_composition_options`); None: don't.
 
     Raises:
         L3LocatorError: the output folder cannot be written (the message names
@@ -204,12 +244,28 @@ def prepare_run(
     folder = check_output_folder(output_dir, output_dir_option) if output_dir is not None else None
     chosen = pick_device(device)
     l3model = model if isinstance(model, L3Model) else load_model(model)
-    return RunSettings(l3model, chosen, folder, tuple(output_kinds), exhaustive)
+    return RunSettings(l3model, chosen, folder, tuple(output_kinds), exhaustive, body_composition)
+
+
+def measure_at_l3(volume: CTVolume, result: L3Result, options: BodyCompositionOptions) -> BodyComposition | None:
+    """Body composition on the L3 slice of ``result``, recorded in the result as
+    ``extra["body_composition"]`` (:meth:`BodyComposition.to_dict`); when no L3 was found, that
+    is None and the result's warnings say so. Returns the measurement, or None."""
+    from .body_composition import measure_body_composition
+
+    if not result.l3_found or result.l3_slice_index is None:
+        result.extra["body_composition"] = None
+        result.warnings.append("body composition not measured: no L3 found")
+        return None
+    composition = measure_body_composition(volume, result.l3_slice_index, half_width_mm=options.half_width_mm, height_m=options.height_m)
+    result.extra["body_composition"] = composition.to_dict()
+    return composition
 
 
 def find_in_scan(scan: str | os.PathLike, settings: RunSettings, output_name: str | None = None) -> tuple[L3Result, dict[str, str]]:
-    """Read ``scan``, find L3 and write its outputs (under ``output_name``, default its case
-    name) into ``settings.output_dir``; returns the result and ``{kind: path}`` written.
+    """Read ``scan``, find L3 (and measure body composition there when the settings ask),
+    and write its outputs (under ``output_name``, default its case name) into
+    ``settings.output_dir``; returns the result and ``{kind: path}`` written.
 
     Raises:
         L3LocatorError: the scan cannot be used; OSError: an output cannot be written.
@@ -217,10 +273,11 @@ def find_in_scan(scan: str | os.PathLike, settings: RunSettings, output_name: st
     from .pipeline import read_and_find_l3
 
     volume, result = read_and_find_l3(scan, settings.model, device=settings.device, exhaustive=settings.exhaustive)
+    composition = measure_at_l3(volume, result, settings.body_composition) if settings.body_composition is not None else None
     if settings.output_dir is None:
         return result, {}
     name = output_name if output_name is not None else case_name(scan)
-    return result, write_scan_outputs(settings.output_dir, name, volume, result, settings.output_kinds)
+    return result, write_scan_outputs(settings.output_dir, name, volume, result, settings.output_kinds, composition)
 
 
 def one_line(error: BaseException, *, with_type: bool = False) -> str:

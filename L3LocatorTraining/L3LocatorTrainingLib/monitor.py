@@ -2,7 +2,9 @@
 
 The line format is the core's (:mod:`l3locator.training.progress`): the prefix, a space, and
 one JSON object with a ``stage``; the ``done`` line names the model and the report and lists
-warnings (sentences: what makes the model doubtful, e.g. a cross-validation fold without L3).
+warnings (sentences: what makes the model doubtful, e.g. a cross-validation fold without L3);
+for a model adapted from another it also names that *parent* and carries the comparison of the
+two on the same held-out cases and whether the adapted model is recommended.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ def parseProgressLine(line: str) -> dict[str, Any] | None:
 class TrainingMonitor:
     """The state of a run from its progress lines, for the status line and the progress bar.
 
-    ``etaSeconds``: the run's own estimate of the seconds left. ``warnings``: from the ``done``
-    line. ``started``: ``time.monotonic()`` when monitoring began.
+    ``etaSeconds``: the run's own estimate of the seconds left. ``warnings``, ``parentModel``
+    (``{"name", "sha256"}``), ``comparison`` and ``recommended`` (None for a model trained from
+    random weights): from the ``done`` line. ``started``: ``time.monotonic()`` when monitoring began.
     """
 
     stage: str = ""
@@ -49,6 +52,9 @@ class TrainingMonitor:
     modelPath: str = ""
     reportPath: str = ""
     warnings: list[str] = field(default_factory=list)
+    parentModel: dict[str, Any] | None = None
+    comparison: dict[str, Any] | None = None
+    recommended: bool | None = None
     started: float = field(default_factory=time.monotonic)
     _recent: list[str] = field(default_factory=list)
 
@@ -68,6 +74,7 @@ class TrainingMonitor:
             self.modelPath = record.get("model") or ""
             self.reportPath = record.get("report") or ""
             self.warnings = [str(warning) for warning in record.get("warnings") or []]
+            self.parentModel, self.comparison, self.recommended = record.get("parent_model"), record.get("comparison"), record.get("recommended")
             self.etaSeconds = 0.0
         return record
 

@@ -13,7 +13,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from l3locator.choices import SHIPPED_MODEL
+
 DEVICES = ("auto", "cpu", "cuda")
+#: Where training starts: the shipped model's weights, another model file's, or random weights.
+START_FROM = ("shipped model", "another model", "scratch")
+#: How the design parameters are set: fixed (``--quick``) or by Bayesian optimisation over the trials.
+TRAINING_MODES = ("quick adapt", "full optimisation")
 
 
 def pythonExecutable() -> str:
@@ -24,16 +30,36 @@ def pythonExecutable() -> str:
 def trainingCommand(
     dataFolder: str | os.PathLike, outputFolder: str | os.PathLike, *, trials: int, epochs: int, folds: int,
     device: str = "auto", small: bool = False, resume: bool = False, augmentAllSlices: bool = False,
+    startFrom: str = "scratch", initModelPath: str | os.PathLike | None = None, trainingMode: str = "full optimisation",
+    freezeLayers: int = 0,
 ) -> list[str]:
     """The ``l3locator train`` command line for the chosen budget, with JSON progress lines.
 
     ``device``: one of :data:`DEVICES` (``auto``: the core's choice, CUDA when present).
+    ``startFrom``: one of :data:`START_FROM` (``another model``: ``initModelPath``, a model
+    file); ``freezeLayers``: ResNet stages kept as they are when starting from a model.
+    ``trainingMode``: one of :data:`TRAINING_MODES` (``quick adapt``: ``--quick``, ``trials``
+    unused).
+
+    Raises:
+        ValueError: an unknown choice, or ``another model`` without a model file.
     """
-    command = [
-        pythonExecutable(), "-m", "l3locator.cli", "train", str(dataFolder),
-        "--trials", str(int(trials)), "--epochs", str(int(epochs)), "--folds", str(int(folds)),
-        "--output-dir", str(outputFolder), "--progress", "json",
-    ]
+    if startFrom not in START_FROM:
+        raise ValueError(f"start from must be one of {START_FROM}, got {startFrom!r}")
+    if trainingMode not in TRAINING_MODES:
+        raise ValueError(f"training mode must be one of {TRAINING_MODES}, got {trainingMode!r}")
+    quick = trainingMode == "quick adapt"
+    command = [pythonExecutable(), "-m", "l3locator.cli", "train", str(dataFolder)]
+    command += ["--quick"] if quick else ["--trials", str(int(trials))]
+    command += ["--epochs", str(int(epochs)), "--folds", str(int(folds)), "--output-dir", str(outputFolder), "--progress", "json"]
+    if startFrom == "shipped model":
+        command += ["--init-model", SHIPPED_MODEL]
+    elif startFrom == "another model":
+        if not initModelPath or str(initModelPath) in ("", "."):
+            raise ValueError("choose the model file to start from")
+        command += ["--init-model", str(initModelPath)]
+    if startFrom != "scratch" and freezeLayers:
+        command += ["--freeze-layers", str(int(freezeLayers))]
     if device and device != "auto":
         command += ["--device", device]
     if small:

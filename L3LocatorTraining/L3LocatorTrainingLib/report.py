@@ -1,4 +1,5 @@
-"""The cross-validation report of a training run: read, as one line for people, and as a plot.
+"""The cross-validation report of a training run: read, as one line for people, and as a plot;
+for a model adapted from another, the comparison of the two on the same held-out cases.
 
 The report is the core's ``cv_report.json`` (:func:`l3locator.training.evaluate.write_report`);
 the plot (predicted against true L3 slice per case, with the identity line) is made of MRML
@@ -44,6 +45,26 @@ def reportText(report: dict[str, Any]) -> str:
     if summary.get("failures"):
         text += f"; {summary['failures']} case(s) without an answer"
     return text + "."
+
+
+def comparisonText(comparison: dict[str, Any]) -> str:
+    """The parent-vs-adapted comparison of the report (``comparison``) for people, e.g. ``Against
+    default.pt on the same 10 held-out case(s): mean L3 error 4.20 → 1.10 slices (7 improved, 1
+    worse). Recommended: use the adapted model.``"""
+    parent, adapted = comparison["parent"], comparison["adapted"]
+    name = comparison["parent_model"]["name"]
+
+    def errors(model: dict[str, Any]) -> str:
+        mean = model["mean_error_slices"]
+        text = "n/a" if mean is None else f"{mean:.2f}"
+        return text + (f" ({model['failures']} without an answer)" if model["failures"] else "")
+
+    text = (f"Against {name} on the same {comparison['cases']} held-out case(s): mean L3 error {errors(parent)} → {errors(adapted)} slices "
+            f"({comparison['cases_improved']} improved, {comparison['cases_worse']} worse).")
+    if comparison["recommended"]:
+        return text + " Recommended: use the adapted model."
+    verdict = {"worse": "worse than", "no_gain": "no better than"}.get(comparison["verdict"], "not comparable with")
+    return text + f" NOT RECOMMENDED: the adapted model is {verdict} {name}; keep using {name}."
 
 
 def showReportPlot(report: dict[str, Any]):

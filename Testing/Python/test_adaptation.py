@@ -219,6 +219,14 @@ def test_quick_adaptation_runs_no_optimisation_and_compares_with_the_parent(fold
     assert done["model_card"] == str(output / "final_model.md")
     assert f"Started from: **site_parent.pt** (SHA-256 `{digest}`)" in card and "Against its parent, on the same 5 held-out case(s)" in card
 
+    # Cross-validating the adapted model later re-adapts from its parent and compares again.
+    code, lines, err = run_cli(["evaluate", str(folder), "--model", str(output / "final_model.pt"), "--folds", "2", "--device", "cpu",
+                                "--output-dir", str(tmp_path / "cv"), "--cache-dir", str(tmp_path / "cache"), "--progress", "json"])
+    assert code == 0, err
+    again = json.loads((tmp_path / "cv" / "cv_report.json").read_text())
+    assert again["parent"]["model"]["sha256"] == digest and again["comparison"]["parent"] == comparison["parent"]
+    assert "re-adapted networks vs their parent, on the same 5 held-out case(s): parent site_parent.pt" in err
+
 
 class BigSquareNet(torch.nn.Module):
     """A perfect classifier for :func:`synthetic_volume`: L3 where much of the slice is bone-bright."""

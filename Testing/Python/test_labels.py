@@ -95,3 +95,15 @@ def test_labels_are_strict_json(tmp_path):
     assert list(tmp_path.iterdir()) == []
     path = write_label(label(l3_position_ras=[0.0, -20.5, 1.0]), tmp_path / "c1.l3.json")
     assert json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name))["l3_position_ras"] == [0.0, -20.5, 1.0]
+
+
+def test_annotation_files_are_told_apart_from_scans_by_name():
+    from l3locator.labels import annotation_kind
+
+    assert annotation_kind("a/case.l3.json") == "label"
+    assert annotation_kind("case_vertebrae.nii.gz") == "vertebra label map"
+    assert annotation_kind("case_vertebrae.NRRD") == "vertebra label map"
+    assert annotation_kind("case_tissues.seg.nrrd") == "tissue label map"
+    assert annotation_kind("scan_L3_tissues.nii.gz") == "tissue label map"
+    for scan in ("case.nii.gz", "case.nrrd", "tissues.nii", "case_tissues_ct.nii.gz", "folder"):
+        assert annotation_kind(scan) is None, scan

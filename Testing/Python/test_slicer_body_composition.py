@@ -48,7 +48,7 @@ def phantomL3Region():
     """HU voxels ``[k, j, i]`` and IJK→RAS of 7 slices around a phantom's L3 (drawn once)."""
     from l3locator.phantoms import generate_phantom
 
-    phantom = generate_phantom(11, shape_ij=(160, 160), slice_thickness_mm=5.0, noise_hu=10.0)
+    phantom = generate_phantom(11, shape_ij=(256, 256), slice_thickness_mm=5.0, noise_hu=10.0)
     first = sum(phantom.l3_range) // 2 - L3_SLICE
     ijkToRAS = phantom.volume.ijk_to_ras.copy()
     ijkToRAS[:3, 3] = phantom.volume.ras_of_ijk([0, 0, first])
@@ -206,11 +206,11 @@ def test_measuring_again_reuses_the_nodes_and_replaces_the_segments(scene, volum
     assertTableHolds(tableNode, again.areas_cm2, again.mean_hu, None)
 
 
-def test_a_slice_outside_the_volume_or_a_negative_height_changes_nothing(scene, volumeNode):
-    with pytest.raises(ValueError, match="outside the volume"):
+def test_a_slice_outside_the_volume_or_a_height_in_centimetres_changes_nothing(scene, volumeNode):
+    with pytest.raises(IndexError, match="outside the volume"):
         bodycomposition.measureBodyComposition(volumeNode, NUM_SLICES)
-    with pytest.raises(ValueError, match="positive number of metres"):
-        bodycomposition.measureBodyComposition(volumeNode, L3_SLICE, heightM=-1.7)
+    with pytest.raises(ValueError, match="centimetres"):
+        bodycomposition.measureBodyComposition(volumeNode, L3_SLICE, heightM=172)
     assert scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 0
     assert bodycomposition.getMeasurementTable(volumeNode) is None
 
@@ -248,6 +248,8 @@ def test_an_edit_in_the_segment_editor_updates_the_table(volumeNode, measured):
 
     segmentationNode.GetSegmentation().RemoveSegment("vat")  # a deleted segment measures nothing
     assert tableRows(tableNode)[TISSUE_TITLES["vat"]][0] == 0.0 and math.isnan(tableRows(tableNode)[TISSUE_TITLES["vat"]][1])
+    slicer.vtkSlicerSegmentationsModuleLogic.ClearSegment(segmentationNode, "sat")  # the Segment Editor's "clear"
+    assert tableRows(tableNode)[TISSUE_TITLES["sat"]][0] == 0.0 and composition.areas_cm2["sat"] > 0
 
     updater.stop()
     editLikeTheSegmentEditor(segmentationNode, volumeNode, "muscle", rightHalf & muscle, erase=False)
@@ -300,10 +302,11 @@ def test_the_height_changes_the_smi_and_nothing_else(volumeNode, measured):
     rows = tableRows(tableNode)
     assert rows[TISSUE_TITLES["muscle"]][2] == pytest.approx(composition.areas_cm2["muscle"] / 1.60**2)
     assert rows[TISSUE_TITLES["muscle"]][0] == pytest.approx(composition.areas_cm2["muscle"])
-    bodycomposition.setHeight(segmentationNode, None)
-    assert math.isnan(tableRows(tableNode)[TISSUE_TITLES["muscle"]][2])
-    with pytest.raises(ValueError):
-        bodycomposition.setHeight(segmentationNode, float("nan"))
+    bodycomposition.setHeight(segmentationNode, 0.0)  # unknown, as the height box shows it
+    assert math.isnan(tableRows(tableNode)[TISSUE_TITLES["muscle"]][2]) and bodycomposition.measuredHeight(segmentationNode) is None
+    for notAHeight in (float("nan"), -1.7, 0.2):
+        with pytest.raises(ValueError):
+            bodycomposition.setHeight(segmentationNode, notAHeight)
 
 
 def test_the_table_is_shown_beside_the_plot(scene, measured):

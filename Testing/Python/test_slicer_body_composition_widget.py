@@ -45,7 +45,7 @@ def phantomL3Region():
     """HU voxels ``[k, j, i]`` and IJK→RAS of 7 slices around a phantom's L3 (drawn once)."""
     from l3locator.phantoms import generate_phantom
 
-    phantom = generate_phantom(11, shape_ij=(160, 160), slice_thickness_mm=5.0, noise_hu=10.0)
+    phantom = generate_phantom(11, shape_ij=(256, 256), slice_thickness_mm=5.0, noise_hu=10.0)
     first = sum(phantom.l3_range) // 2 - L3_SLICE
     ijkToRAS = phantom.volume.ijk_to_ras.copy()
     ijkToRAS[:3, 3] = phantom.volume.ras_of_ijk([0, 0, first])
@@ -84,9 +84,9 @@ def test_height_and_export_choice_are_bound_to_the_parameter_node(widget, volume
     assert node.heightM == 1.75 and node.parameterNode.GetParameter("heightM") == "1.75"
     node.heightM = 1.6
     assert ui.heightSpinBox.value == 1.6
-    assert (ui.heightSpinBox.minimum, ui.heightSpinBox.maximum) == (0.0, 3.0)  # from WithinRange
+    assert (ui.heightSpinBox.minimum, ui.heightSpinBox.maximum) == (0.0, 2.5)  # from WithinRange
     with pytest.raises(ValueError):
-        node.heightM = 3.5
+        node.heightM = 172.0  # centimetres
 
     assert node.exportTissues and ui.exportTissuesCheckBox.checked
     ui.exportTissuesCheckBox.checked = False
@@ -121,6 +121,8 @@ def test_measure_from_the_panel_shows_segments_and_a_table_that_follow_the_heigh
     assert area > 0 and smi == pytest.approx(area / 1.80**2)
     ui.heightSpinBox.value = 1.50  # a new height re-measures the SMI, the segments stay
     assert muscleRow(tableNode) == pytest.approx((area, area / 1.50**2))
+    ui.heightSpinBox.value = 0.25  # not a height (yet): the table keeps the last one
+    assert muscleRow(tableNode) == pytest.approx((area, area / 1.50**2)) and node.heightM == 0.25
     ui.heightSpinBox.value = 0.0
     assert math.isnan(muscleRow(tableNode)[1])
 

@@ -428,7 +428,8 @@ def test_training_command_and_environment(tmp_path):
     assert command[command.index("--trials") + 1] == "3" and command[command.index("--output-dir") + 1] == str(tmp_path / "out")
     assert "--device" not in command and "--resume" in command and "--small" not in command
     parsed = build_parser().parse_args(command[command.index("train") :])
-    assert (parsed.trials, parsed.epochs, parsed.folds, parsed.progress, parsed.augmentation) == (3, 2, 2, "json", "paper")
+    # augmentation unset: the paper's scheme from scratch, the parent's when adapting a model
+    assert (parsed.trials, parsed.epochs, parsed.folds, parsed.progress, parsed.augmentation, parsed.init_model) == (3, 2, 2, "json", None, None)
     augmented = process.trainingCommand(tmp_path / "data", tmp_path / "out", trials=3, epochs=2, folds=2, device="cuda", augmentAllSlices=True)
     parsed = build_parser().parse_args(augmented[augmented.index("train") :])
     assert (parsed.augmentation, parsed.device) == ("all-slices", "cuda")

@@ -165,7 +165,10 @@ def dress_for_screenshot(module: str, widget: QWidget) -> None:
         widget.findChild(QWidget, "trainingFolderPathLineEdit").setText("/data/L3/training")
         widget.findChild(QWidget, "annotatorLineEdit").setText("jdoe")
         widget.findChild(QWidget, "findL3Button").setEnabled(True)
+        widget.findChild(QWidget, "bodyCompositionLabel").setText("Muscle 133.8 cm² (33 HU), IMAT 9.0, VAT 135.2, SAT 224.8 cm²; SMI 45.2 cm²/m².")
     else:
+        set_combo("startFromComboBox", "shipped model")
+        set_combo("trainingModeComboBox", "quick adapt")
         set_combo("deviceComboBox", "auto")
         widget.findChild(QWidget, "dataFolderPathLineEdit").setText("/data/L3/training")
         widget.findChild(QWidget, "folderSummaryLabel").setText("40 case(s): 412 L3 slices, 5873 other slices.")

@@ -1,88 +1,83 @@
-"""Tissue compartments of one axial slice: body, muscle envelope, muscles, and the tissue label map.
+"""Tissue compartments of one axial slice, and the tissue label map they give: :func:`segment_slice`.
 
 A pixel's HU range says which tissues it could be; its compartment decides which one it is.
-The steps of :func:`segment_slice` (radii in mm, so the same on any pixel size):
+The steps (radii and distances in mm, so the same on any pixel size):
 
-1. **Body**: the largest region denser than -500 HU, the table cut off, holes filled
-   (:func:`~l3locator.body_composition.masks.body_mask`). **Bone**: above 150 HU, cortex gaps
-   closed and marrow filled; bone is never muscle or fat. **Skin**: the outer
-   :data:`SKIN_MM` of the body; its soft tissue is not muscle.
-2. **Muscle envelope**: everything inside the outer surface of the muscle wall. The fat and
-   skin reachable from the body's surface without crossing soft tissue or bone (the slice
-   smoothed a little and thresholded at :data:`WALL_HU`, so that a thin wall counts; gaps in
-   the wall bridged, as narrow as keeps the envelope nearly convex) is the subcutaneous space;
-   the rest of the body, holes filled, is the envelope.
-3. **Wall muscles** (abdominal wall, back muscles, quadratus lumborum): muscle-range pixels of
-   the envelope connected to its surface, in two parts: (a) the outer layer, within
-   :data:`THIN_WALL_MM` of the envelope's surface, which holds a thin wall whole; (b) deeper
-   muscle only as parts at least ``2 *`` :data:`ORGAN_NECK_MM` thick that reach the surface,
-   so an organ joined to the wall by a narrower neck (a kidney on the quadratus lumborum, a
-   bowel loop on the wall) stays out.
-4. **Psoas**: muscle-range parts beside the spine (the densest bone component of the
-   envelope, :func:`spine_mask`), lateral to it and not in front of its front edge (bar the psoas's own front,
-   away from the midline), within :data:`PSOAS_REACH_MM` of it; the aorta, vena cava and bowel
-   in front of the spine stay out (:func:`psoas_muscles`).
-5. **Tissues**: muscle = (3) + (4); IMAT = IMAT-range pixels of the envelope inside the muscles'
-   outline (gaps up to ``2 *`` :data:`IMAT_GAP_MM` closed, holes up to :data:`IMAT_HOLE_MM2`
-   filled); VAT = VAT-range pixels of the
-   envelope outside the muscles' outline; SAT = SAT-range pixels outside the envelope.
+1. **Body**: the largest region denser than -500 HU, the table cut off, holes filled.
+   **Bone**: above 150 HU, cortex gaps closed, marrow filled (:mod:`~l3locator.body_composition.masks`).
+   **Skin**: the outer :data:`SKIN_MM` of the body; it is none of the four tissues.
+2. **Muscle envelope**: everything inside the outer surface of the muscle wall. The fat the skin
+   reaches without crossing soft tissue or bone (smoothed a little and thresholded at
+   :data:`WALL_HU`, so that a wall thinner than a pixel or two still counts) is the
+   subcutaneous space; the rest of the body, holes filled, is the envelope. Gaps in the wall are
+   bridged, as narrowly as keeps the fat out of the belly; a gap too wide for that is cut along
+   the wall's convex hull, with a warning (:func:`muscle_envelope`).
+3. **Vertebra and frame**: the densest bone with the spinal canal, and from it where posterior
+   is (:mod:`~l3locator.body_composition.spine`).
+4. **Wall and back muscles**: muscle-range pixels of the envelope (not the canal) that are
+   (a) within :data:`THIN_WALL_MM` of the envelope's surface and connected to it: the
+   abdominal wall, whole where it is thin; or (b) deeper but at least
+   :data:`BACK_MUSCLES_MM` behind the vertebral body's centre, in parts at least
+   ``2 *`` :data:`ORGAN_NECK_MM` thick that touch (a): the erector spinae and quadratus
+   lumborum. A kidney or bowel loop against the wall stays out, save its outer few mm
+   (:func:`wall_muscles`).
+5. **Psoas**: muscle-range parts beside the vertebra, lateral to it and not in front of its
+   body (:func:`psoas_muscles`).
+6. **Tissues**: muscle = (4) + (5); IMAT = IMAT-range pixels inside the muscles' outline (gaps
+   up to ``2 *`` :data:`IMAT_GAP_MM` closed, holes up to :data:`IMAT_HOLE_MM2` filled);
+   VAT = VAT-range pixels of the envelope outside that outline; SAT = SAT-range pixels
+   outside the envelope. The vertebra and its canal are none of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
 
 from .masks import (
-    BONE_HU, Spacing, body_mask, bone_mask, closing, components_touching, convex_hull, dilate, fill_small_holes, largest_component, opening,
-    without_specks,
+    Spacing, body_mask, bone_mask, closing, components_touching, convex_hull, dilate, fill_small_holes, largest_component, opening,
+    touches_border, without_specks,
 )
+from .spine import SpineFrame, spine_frame, spine_mask
 from .tissues import TISSUE_LABELS, HURanges
 
-#: Depth (mm) of the skin under the body's surface: soft tissue there is skin, not muscle.
+#: Depth (mm) of the skin under the body's surface: none of the four tissues.
 SKIN_MM = 2.0
-#: Gaps in the muscle wall narrower than twice these (mm) are bridged when finding the subcutaneous
-#: space, the narrowest first (see :func:`muscle_envelope`).
-WALL_GAP_MM = (4.0, 7.0, 10.0, 14.0)
+#: Layers of the body thinner than twice this (mm) left outside the subcutaneous fat are skin, not wall.
+SKIN_LAYER_MM = 2.5
 #: What holds the subcutaneous fat back: soft tissue denser than this (HU) once smoothed with a
-#: Gaussian of :data:`WALL_SMOOTHING_MM` (standard deviation), so that a wall thinner than a
+#: Gaussian of :data:`WALL_SMOOTHING_MM` mm (standard deviation), so that a wall thinner than a
 #: pixel or two, which partial volume takes below the muscle range, still counts.
 WALL_HU = -50.0
 WALL_SMOOTHING_MM = 1.0
-#: Specks of the barrier smaller than this (mm^2) in the subcutaneous fat (noise, small vessels) hold nothing back.
+#: Specks of that barrier smaller than this (mm^2) in the subcutaneous fat (noise, small
+#: vessels) hold nothing back.
 SPECK_MM2 = 25.0
-#: The envelope's area is at least this fraction of its convex hull's unless the subcutaneous space leaked in.
-ENVELOPE_SOLIDITY = 0.85
-#: The outer layer (mm) of the muscle envelope in which muscle-range tissue is taken as wall muscle.
+#: Barrier parts thinner than twice this (mm), such as septa in the subcutaneous fat, are left
+#: out of the barrier's convex hull.
+HULL_OPENING_MM = 1.5
+#: Gaps in the wall narrower than twice these (mm) are bridged, the narrowest first (see
+#: :func:`muscle_envelope`).
+WALL_GAP_MM = (4.0, 7.0, 10.0, 14.0, 18.0)
+#: The subcutaneous space reaches no deeper (mm) into the convex hull of the muscle wall unless
+#: it leaked into the belly.
+LEAK_DEPTH_MM = 45.0
+#: The outer layer (mm) of the envelope in which muscle-range tissue is wall muscle.
 THIN_WALL_MM = 12.0
-#: Deeper muscle belongs to the back (erector spinae, quadratus lumborum): it lies at least this
-#: far (mm) behind the vertebral body's centre; a kidney or bowel deeper in front does not count.
+#: Deeper muscle belongs to the back: at least this far (mm) behind the vertebral body's centre.
 BACK_MUSCLES_MM = 15.0
-#: Deeper muscle joins the wall only through a neck at least twice this thick (mm).
-ORGAN_NECK_MM = 6.0
-#: The vertebra is chosen by its cortical bone: HU above this.
-CORTEX_HU = 300.0
-#: Bone components this close (mm) to the vertebra's densest part belong to the vertebra
-#: (across the spinal canal).
-SPINE_GAP_MM = 20.0
-#: The spinal canal's half-width and depth behind the vertebral body (mm).
-CANAL_HALF_WIDTH_MM = 12.0
-CANAL_DEPTH_MM = 22.0
-#: The envelope's principal axes give the posterior direction when one is this many times the other.
-ELONGATION = 1.1
-#: Gaps between the vertebra's bones narrower than twice this (mm) are closed, so that the
-#: spinal canal counts as spine even where its bony ring is open on the slice.
-SPINE_CLOSING_MM = 5.0
-#: Farthest a psoas pixel lies from the spine (mm).
+#: Deeper muscle joins the wall only through parts at least twice this thick (mm).
+ORGAN_NECK_MM = 4.0
+#: Farthest a psoas pixel lies from the vertebra (mm).
 PSOAS_REACH_MM = 50.0
 #: A psoas part comes at least this close (mm) to the vertebra (a fat plane may part them).
 PSOAS_TOUCH_MM = 5.0
-#: A psoas part lies on average at least this far (mm) to the side of the spine's centre.
+#: A psoas part lies on average at least this far (mm) from the midline.
 PSOAS_LATERAL_MM = 15.0
-#: The psoas may reach this far (mm) in front of the spine's front edge, where more than
-#: :data:`PSOAS_MEDIAL_MM` to the side of the spine's centre.
+#: The psoas may reach this far (mm) in front of the vertebral body's front edge, where more
+#: than :data:`PSOAS_MEDIAL_MM` from the midline (the aorta and vena cava lie nearer it).
 PSOAS_FORWARD_MM = 8.0
 PSOAS_MEDIAL_MM = 25.0
 #: Fat in gaps of the muscles narrower than twice this (mm) is intermuscular (IMAT).
@@ -96,123 +91,60 @@ def in_range(hu: np.ndarray, limits: tuple[float, float]) -> np.ndarray:
     return (hu >= limits[0]) & (hu <= limits[1])
 
 
-def muscle_envelope(body: np.ndarray, fat: np.ndarray, barrier: np.ndarray, skin: np.ndarray, spacing_mm: Spacing) -> np.ndarray:
-    """The body inside the outer surface of the muscle wall (step 2 of the module docstring).
+def muscle_envelope(body: np.ndarray, fat: np.ndarray, barrier: np.ndarray, skin: np.ndarray, spacing_mm: Spacing) -> tuple[np.ndarray, bool]:
+    """The body inside the outer surface of the muscle wall (step 2 of the module docstring),
+    and whether the subcutaneous fat was kept out of the belly.
 
-    The subcutaneous space is the ``fat`` the skin reaches without crossing ``barrier`` (soft
-    tissue and bone; specks under :data:`SPECK_MM2` ignored) once its gaps are bridged (gas in bowel
-    stops it too); the envelope is the rest, filled. Gaps are
-    bridged with the radii of :data:`WALL_GAP_MM` in turn, keeping the first envelope that is
-    nearly convex (:data:`ENVELOPE_SOLIDITY`): through a wider gap (a thin linea alba) the
-    subcutaneous space floods the belly and leaves a crescent.
+    The subcutaneous space is the ``fat`` that the ``skin`` reaches without crossing ``barrier``
+    (soft tissue and bone, specks under :data:`SPECK_MM2` ignored; gas in bowel is not fat and
+    stops it too) once gaps in the barrier are bridged. Through a gap in the wall (a wide linea
+    alba) it would flood the belly: it must stay within :data:`LEAK_DEPTH_MM` of the edge of the
+    barrier's convex hull (the subcutaneous fat lies outside the wall but for shallow hollows,
+    between the back muscles). Gaps are bridged with the radii of :data:`WALL_GAP_MM` in turn,
+    the first that keeps the fat out wins; when none does, the subcutaneous fat is what lies
+    outside the barrier's convex hull (returned with False: fat in hollows of the wall then
+    counts as inside it).
     """
-    envelope = body
     barrier = without_specks(barrier, SPECK_MM2, spacing_mm)
+    hull = convex_hull(opening(barrier, HULL_OPENING_MM, spacing_mm))  # thin septa in the fat do not widen it
+    hull_depth = ndimage.distance_transform_edt(hull, sampling=spacing_mm)
     for radius in WALL_GAP_MM:
-        sealed = closing(barrier, radius, spacing_mm)
-        subcutaneous = components_touching(fat & ~sealed | skin, skin)
-        envelope = ndimage.binary_fill_holes(largest_component(body & ~subcutaneous))
-        if envelope.sum() >= ENVELOPE_SOLIDITY * convex_hull(envelope).sum():
-            break
-    return envelope
+        subcutaneous = components_touching(fat & ~closing(barrier, radius, spacing_mm) | skin, skin)
+        if not (subcutaneous & (hull_depth > LEAK_DEPTH_MM)).any():
+            return _inside(body & ~subcutaneous, spacing_mm), True
+    return _inside(body & ~components_touching(fat & ~hull | skin, skin), spacing_mm), False
 
 
-@dataclass(frozen=True)
-class SpineFrame:
-    """Where the vertebra is, as distances of every pixel of the slice (mm).
-
-    The *centre* is the vertebra pixel deepest inside it (the vertebral body's centre); its
-    distance to the body's edge is ``half_depth_mm``. *Posterior* points from the envelope's
-    centre to the vertebra's centre.
-
-    Attributes:
-        mask: the vertebra (:func:`spine_mask`).
-        depth_mm: per pixel, how far behind the centre it lies (negative: in front).
-        side_mm: per pixel, how far it lies from the midline through the centre (>= 0).
-        half_depth_mm: how far the body's front edge lies in front of the centre.
-    """
-
-    mask: np.ndarray
-    depth_mm: np.ndarray
-    side_mm: np.ndarray
-    half_depth_mm: float
-
-    def canal(self) -> np.ndarray:
-        """Where the spinal canal lies: behind the vertebral body's centre, up to
-        :data:`CANAL_DEPTH_MM` behind its back edge, within :data:`CANAL_HALF_WIDTH_MM` of the
-        midline (its contents are near muscle HU; a slice may cut its bony ring open)."""
-        return (self.side_mm <= CANAL_HALF_WIDTH_MM) & (self.depth_mm >= 0.0) & (self.depth_mm <= self.half_depth_mm + CANAL_DEPTH_MM)
-
-
-def spine_mask(hu: np.ndarray, bone: np.ndarray, envelope: np.ndarray, spacing_mm: Spacing) -> np.ndarray:
-    """The vertebra, with the spinal canal: the envelope's bone component with the most cortical
-    bone (HU above :data:`CORTEX_HU`, summed; contrast in a kidney or vessel is seldom that
-    dense), the bone components within :data:`SPINE_GAP_MM` of it (the vertebral body and the
-    posterior elements need not touch on a slice), and what they enclose once gaps up to
-    ``2 *`` :data:`SPINE_CLOSING_MM` are closed. Empty when the slice has no bone."""
-    parts, count = ndimage.label(bone & envelope, structure=np.ones((3, 3), bool))
-    if count == 0:
-        return np.zeros_like(bone)
-    cortex = np.bincount(parts.ravel(), weights=np.clip(hu - CORTEX_HU, 0.0, None).ravel(), minlength=count + 1)
-    cortex[0] = -1.0
-    densest = parts == int(np.argmax(cortex))
-    vertebra = components_touching(bone & envelope, dilate(densest, SPINE_GAP_MM, spacing_mm))
-    return ndimage.binary_fill_holes(closing(vertebra, SPINE_CLOSING_MM, spacing_mm))
-
-
-def spine_frame(spine: np.ndarray, envelope: np.ndarray, spacing_mm: Spacing) -> SpineFrame | None:
-    """The :class:`SpineFrame` of ``spine``, or None without one.
-
-    The posterior direction runs along the envelope's shorter principal axis (an abdomen is
-    wider than deep) when it is at least :data:`ELONGATION` times longer one way than the other,
-    else from the envelope's centroid to the vertebral body's centre; either way it points
-    from the envelope's centroid toward the spine.
-    """
-    if not spine.any():
-        return None
-    inside = ndimage.distance_transform_edt(spine, sampling=spacing_mm)
-    centre = np.unravel_index(int(np.argmax(inside)), spine.shape)
-    rows, cols = np.indices(spine.shape, dtype=np.float64)
-    rows = (rows - centre[0]) * spacing_mm[0]
-    cols = (cols - centre[1]) * spacing_mm[1]
-    points = np.stack([rows[envelope], cols[envelope]])
-    toward_spine = -points.mean(axis=1)
-    variances, axes = np.linalg.eigh(np.cov(points))
-    posterior = axes[:, 0] if variances[1] >= ELONGATION**2 * variances[0] else toward_spine
-    if posterior @ toward_spine < 0:
-        posterior = -posterior
-    length = float(np.linalg.norm(posterior))
-    if not length > 0:
-        return None
-    posterior /= length
-    return SpineFrame(spine, rows * posterior[0] + cols * posterior[1], np.abs(cols * posterior[0] - rows * posterior[1]),
-                      float(inside[centre]))
+def _inside(rest: np.ndarray, spacing_mm: Spacing) -> np.ndarray:
+    """The envelope from what the subcutaneous space leaves of the body: its largest part, holes
+    filled, without layers thinner than ``2 *`` :data:`SKIN_LAYER_MM` (thick skin where there is
+    no fat under it)."""
+    return ndimage.binary_fill_holes(largest_component(opening(rest, SKIN_LAYER_MM, spacing_mm)))
 
 
 def wall_muscles(candidates: np.ndarray, envelope: np.ndarray, frame: SpineFrame | None, spacing_mm: Spacing) -> np.ndarray:
-    """Muscle-range ``candidates`` of the ``envelope`` that belong to its wall (step 3 of the module docstring)."""
+    """The wall and back muscles among the muscle-range ``candidates`` (step 4 of the module
+    docstring); without a vertebra, deeper muscle is not limited to the back."""
     depth = ndimage.distance_transform_edt(envelope, sampling=spacing_mm)
     surface = envelope & (depth <= 2.0 * max(spacing_mm))
     outer = components_touching(candidates & (depth <= THIN_WALL_MM), surface)
     back = candidates if frame is None else candidates & (frame.depth_mm >= BACK_MUSCLES_MM)
-    thick = components_touching(opening(back, ORGAN_NECK_MM, spacing_mm), surface)
-    deep = back & dilate(thick, ORGAN_NECK_MM + max(spacing_mm), spacing_mm)
-    return outer | deep
+    thick = components_touching(opening(back, ORGAN_NECK_MM, spacing_mm), dilate(outer, 2.0 * max(spacing_mm), spacing_mm))
+    return outer | (back & dilate(thick, ORGAN_NECK_MM + max(spacing_mm), spacing_mm))
 
 
 def psoas_muscles(candidates: np.ndarray, frame: SpineFrame | None, spacing_mm: Spacing) -> np.ndarray:
-    """Muscle-range ``candidates`` beside the spine (step 4 of the module docstring).
+    """The psoas among the muscle-range ``candidates`` (step 5 of the module docstring).
 
-    Psoas territory is what lies within :data:`PSOAS_REACH_MM` of the vertebra, behind the
-    vertebral body's front edge, or up to :data:`PSOAS_FORWARD_MM` in front of it where more than
-    :data:`PSOAS_MEDIAL_MM` to the side (the psoas's front; the aorta and vena cava lie nearer
-    the midline). Its parts within :data:`PSOAS_TOUCH_MM` of the vertebra that lie on average at least
-    :data:`PSOAS_LATERAL_MM` to the side are psoas.
+    Psoas territory lies within :data:`PSOAS_REACH_MM` of the vertebra and behind its body's
+    front edge, or up to :data:`PSOAS_FORWARD_MM` in front of it more than
+    :data:`PSOAS_MEDIAL_MM` from the midline (the psoas's front; the aorta and vena cava lie
+    nearer the midline). Its connected parts within :data:`PSOAS_TOUCH_MM` of the vertebra and
+    on average at least :data:`PSOAS_LATERAL_MM` from the midline are psoas.
     """
     if frame is None:
         return np.zeros_like(candidates)
-    depth, side = frame.depth_mm, frame.side_mm
-    front = -frame.half_depth_mm
+    depth, side, front = frame.depth_mm, frame.side_mm, -frame.half_depth_mm
     territory = (depth >= front) | ((depth >= front - PSOAS_FORWARD_MM) & (side >= PSOAS_MEDIAL_MM))
     near = candidates & territory & dilate(frame.mask, PSOAS_REACH_MM, spacing_mm)
     parts, count = ndimage.label(near, structure=np.ones((3, 3), bool))
@@ -223,50 +155,73 @@ def psoas_muscles(candidates: np.ndarray, frame: SpineFrame | None, spacing_mm: 
     return keep[parts]
 
 
-def segment_slice(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float], hu_ranges: HURanges = HURanges()) -> np.ndarray:
-    """Tissue label map of one axial CT slice.
+class SliceSegmentation(NamedTuple):
+    """A tissue label map and what the segmentation noticed about the slice (one line each)."""
 
-    Args:
-        hu_slice: the slice in HU, 2D ``[row, column]`` (``[j, i]`` of an axially stored volume);
-            any orientation: nothing assumes which side is anterior.
-        pixel_spacing_mm: ``(row spacing, column spacing)`` in mm.
-        hu_ranges: the HU range of each tissue.
+    labels: np.ndarray
+    notes: list[str]
 
-    Returns:
-        uint8 labels ``[row, column]`` on the slice's grid: :data:`~l3locator.body_composition.TISSUE_LABELS`
-        (1 muscle, 2 IMAT, 3 VAT, 4 SAT), 0 for everything else. The method and its limits are
-        described in :mod:`l3locator.body_composition`.
-    """
+
+def segment(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float], hu_ranges: HURanges = HURanges()) -> SliceSegmentation:
+    """:func:`segment_slice` with its notes: the body touching the field of view, no vertebra
+    found, a muscle wall that did not hold the subcutaneous fat back."""
     hu = np.asarray(hu_slice, dtype=np.float32)
     if hu.ndim != 2:
         raise ValueError(f"a slice must be 2D, got shape {hu.shape}")
     spacing = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
+    if not (np.isfinite(spacing).all() and spacing[0] > 0 and spacing[1] > 0):
+        raise ValueError(f"pixel spacing must be two positive numbers (mm), got {pixel_spacing_mm}")
     labels = np.zeros(hu.shape, np.uint8)
     body = body_mask(hu, spacing)
     if not body.any():
-        return labels
+        return SliceSegmentation(labels, ["no body on the slice (nothing denser than -500 HU)"])
+    notes = []
+    if touches_border(body):
+        notes.append("the body outline touches the field of view: tissue beyond the image edge is not measured")
     bone = bone_mask(hu, body, spacing)
-    skin = body & (ndimage.distance_transform_edt(body, sampling=spacing) <= SKIN_MM)
-    soft = body & ~bone
-    muscle_range = in_range(hu, hu_ranges.muscle) & soft & ~skin
+    depth = ndimage.distance_transform_edt(body, sampling=spacing)
+    skin = body & (depth <= SKIN_MM)
+    soft = body & ~bone & ~skin
     smoothed = ndimage.gaussian_filter(hu, [WALL_SMOOTHING_MM / s for s in spacing])
-    wall_like = (smoothed >= WALL_HU) & soft & ~skin
-    envelope = muscle_envelope(body, in_range(hu, hu_ranges.sat) & soft, wall_like | bone, skin, spacing)
-    candidates = muscle_range & envelope
+    under_skin = depth > SKIN_MM + 2.0 * WALL_SMOOTHING_MM  # the skin, smoothed, is no wall
+    barrier = (smoothed >= WALL_HU) & soft & under_skin | bone
+    envelope, sealed = muscle_envelope(body, in_range(hu, hu_ranges.sat) & body & ~bone, barrier, skin, spacing)
+    if not sealed:
+        notes.append("the abdominal wall has a wide gap: subcutaneous fat was told from visceral fat by the wall's convex hull; "
+                     "check the SAT/VAT split")
     spine = spine_mask(hu, bone, envelope, spacing)
     soft &= ~spine
-    candidates &= soft
     frame = spine_frame(spine, envelope, spacing)
-    if frame is not None:
+    candidates = in_range(hu, hu_ranges.muscle) & soft & envelope
+    if frame is None:
+        notes.append("no vertebra on the slice (no bone inside the muscle wall): the psoas is not measured")
+    else:
         candidates &= ~frame.canal()
     muscle = wall_muscles(candidates, envelope, frame, spacing)
     muscle |= psoas_muscles(candidates & ~muscle, frame, spacing)
     muscle_outline = fill_small_holes(closing(muscle, IMAT_GAP_MM, spacing), IMAT_HOLE_MM2, spacing) & envelope & soft
-    imat = in_range(hu, hu_ranges.imat) & muscle_outline & ~muscle
-    vat = in_range(hu, hu_ranges.vat) & envelope & soft & ~muscle_outline
-    sat = in_range(hu, hu_ranges.sat) & soft & ~envelope & ~skin
-    labels[sat] = TISSUE_LABELS["sat"]
-    labels[vat] = TISSUE_LABELS["vat"]
-    labels[imat] = TISSUE_LABELS["imat"]
+    labels[in_range(hu, hu_ranges.sat) & soft & ~envelope] = TISSUE_LABELS["sat"]
+    labels[in_range(hu, hu_ranges.vat) & soft & envelope & ~muscle_outline] = TISSUE_LABELS["vat"]
+    labels[in_range(hu, hu_ranges.imat) & muscle_outline & ~muscle] = TISSUE_LABELS["imat"]
     labels[muscle] = TISSUE_LABELS["muscle"]
-    return labels
+    return SliceSegmentation(labels, notes)
+
+
+def segment_slice(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float], hu_ranges: HURanges = HURanges()) -> np.ndarray:
+    """Tissue label map of one axial CT slice (the method: this module's docstring).
+
+    Args:
+        hu_slice: the slice in HU, 2D ``[row, column]`` (``[j, i]`` of an axially stored
+            volume); any in-plane orientation: the anatomy, not the array, says where posterior is.
+        pixel_spacing_mm: ``(row spacing, column spacing)`` in mm: the distance between
+            neighbouring rows, then between neighbouring columns.
+        hu_ranges: the HU range of each tissue.
+
+    Returns:
+        uint8 labels on the slice's grid: :data:`~l3locator.body_composition.TISSUE_LABELS`
+        (1 muscle, 2 IMAT, 3 VAT, 4 SAT), 0 for everything else.
+
+    Raises:
+        ValueError: ``hu_slice`` is not 2D, or a spacing is not a positive number.
+    """
+    return segment(hu_slice, pixel_spacing_mm, hu_ranges).labels

@@ -35,7 +35,8 @@ in "torso" millimetres (+x patient right, +y anterior, +z superior) around the t
 Modules
 -------
 ``generate`` (:func:`generate_phantom`, :class:`Phantom`), ``cases`` (:func:`write_phantom_case`),
-``writing`` (NIfTI / NRRD / DICOM writers); the patient: ``vertebrae``, ``patient``, ``torso``;
+``writing`` (NIfTI / NRRD / DICOM writers), ``tissues`` (body-composition ground truth: the true
+muscle, IMAT, VAT and SAT areas of a slice, repainted on request); the patient: ``vertebrae``, ``patient``, ``torso``;
 the anatomy in painting order (``anatomy``): ``body``, ``abdomen``, ``chest``,
 ``vessels``, ``retroperitoneum``, ``spine``, ``ribcage``, ``pelvis``; drawing: ``shapes``,
 ``canvas``; the acquisition: ``scan``, ``scanner``.

@@ -441,6 +441,15 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
             raise InputError(f"{message}; {note}" if note else message) from exc
 
 
+def _patient_height_m(ds: Dataset) -> float | None:
+    """Patient's Size (0010,1020), the height in metres, or None when absent, empty or not a positive number."""
+    try:
+        height = float(ds.get("PatientSize", None) or "nan")
+    except (TypeError, ValueError):
+        return None
+    return height if np.isfinite(height) and height > 0 else None
+
+
 def _read_series(folder: Path, scan: _FolderScan, series_uid: str | None, warnings: list[str]) -> CTVolume:
     if not scan.series:
         raise InputError(f"no DICOM image files found in {folder}")
@@ -478,6 +487,7 @@ def _read_series(folder: Path, scan: _FolderScan, series_uid: str | None, warnin
         "series_uid": uid,
         "series_description": str(ds0.get("SeriesDescription", "")),
         "patient_position": str(ds0.get("PatientPosition", "")),
+        "patient_height_m": _patient_height_m(ds0),
         "num_files": len(headers),
         "skipped_files": scan.skipped,
         "unreadable_files": [name for name, _ in scan.unreadable],

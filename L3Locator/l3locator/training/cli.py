@@ -52,7 +52,7 @@ it the network is the full-size one (ResNet50, 224 px, 10 epochs; a GPU is advis
 
 Adapting a model to your scans: --init-model default (the shipped model) or a model file
 starts every network from that model's weights, with its network, preprocessing and locate
-rule (so --arch, --input-size and --channel-mode must be left out or match), 6 epochs at a
+rule (so --arch, --input-size and --channel-mode must be left out or match), 8 epochs at a
 lower learning rate, batch-norm statistics re-estimated on your cases; --freeze-layers N keeps
 the first N ResNet stages as they are. --quick skips the optimisation (one training with fixed
 settings: minutes on a CPU). The cross-validation then also scores the starting model on the
@@ -235,6 +235,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     kind = {True: "IN-SAMPLE ", False: "", None: ""}[report["in_sample"]]
     progress.emit("done", model=str(args.model), report=str(json_path), warnings=report["warnings"], in_sample=report["in_sample"],
                   message=f"{summary['cases']} case(s), {kind}error {mean} ± {sd} slices, within 2 slices {within}, slice F1 {summary['slice_f1']:.3f}")
+    if report.get("comparison"):
+        from .adapt import comparison_text
+
+        progress.note(f"re-adapted networks vs their parent, {comparison_text(report['comparison'])}")
     progress.note(f"report: {json_path} and {png_path}")
     return 0
 

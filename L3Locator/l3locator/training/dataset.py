@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import InputError, LabelError
-from ..labels import LABEL_SUFFIX, VERTEBRA_MAP_STEM, VERTEBRA_MAP_SUFFIX, l3_range_from_vertebra_map, read_label
+from ..labels import LABEL_SUFFIX, VERTEBRA_MAP_STEM, VERTEBRA_MAP_SUFFIX, annotation_kind, l3_range_from_vertebra_map, read_label
 from ..reading import load_ct
 from ..reading.formats import VOLUME_FILE_SUFFIXES, volume_file_stem
 from ..volume import AXIS_NAMES, CTVolume
@@ -137,8 +137,7 @@ def _scan(root: Path) -> _Scan:
     used = {c.image.resolve() for c in cases.values()} | {c.label.resolve() for c in cases.values()}
     unlabelled = [
         p for p in entries
-        if p.is_file() and volume_file_stem(p.name) is not None and p.resolve() not in used
-        and not volume_file_stem(p.name).endswith(VERTEBRA_MAP_STEM)
+        if p.is_file() and volume_file_stem(p.name) is not None and p.resolve() not in used and annotation_kind(p) is None
     ]
     return _Scan([cases[name] for name in sorted(cases)], unlabelled, orphans, invalid)
 

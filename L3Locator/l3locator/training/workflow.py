@@ -57,7 +57,6 @@ from .train import TrainingBudget, starting_parent, train_model
 
 FINAL_MODEL_FILE = "final_model.pt"
 FINAL_SEED_OFFSET = 2000
-MODES = ("quick", "optimised")
 
 
 @dataclass
