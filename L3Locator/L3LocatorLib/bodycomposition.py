@@ -35,7 +35,7 @@ from vtk.util import numpy_support
 
 import slicer
 
-from .volumes import ctVolumeFromNode
+from .volumes import ctVolumeFromNode, referencedOrNewNode
 
 if TYPE_CHECKING:
     from l3locator import CTVolume
@@ -197,7 +197,7 @@ def updateMeasurementTable(segmentationNode):
 
     areas, meanHU, smi = measureSegments(segmentationNode)
     volumeNode = segmentedVolume(segmentationNode)
-    tableNode = _referencedOrNew(volumeNode, REFERENCE_TABLE, "vtkMRMLTableNode", f"{volumeNode.GetName()} body composition")
+    tableNode = referencedOrNewNode(volumeNode, REFERENCE_TABLE, "vtkMRMLTableNode", f"{volumeNode.GetName()} body composition")
     tissueColumn = vtk.vtkStringArray()
     tissueColumn.SetName(COLUMN_TISSUE)
     numeric = {name: vtk.vtkDoubleArray() for name in (COLUMN_AREA, COLUMN_MEAN_HU, COLUMN_SMI)}
@@ -292,7 +292,7 @@ def _showTissueSegments(volumeNode, volume: CTVolume, sliceIndex: int, labels: n
     labelmap = _sliceImage(volumeNode, volume, sliceIndex)
     _sliceArray(labelmap, volume)[...] = labels
     labelmap.Modified()
-    segmentationNode = _referencedOrNew(volumeNode, REFERENCE_SEGMENTATION, "vtkMRMLSegmentationNode", f"{volumeNode.GetName()} tissues")
+    segmentationNode = referencedOrNewNode(volumeNode, REFERENCE_SEGMENTATION, "vtkMRMLSegmentationNode", f"{volumeNode.GetName()} tissues")
     wasModifying = segmentationNode.StartModify()
     if segmentationNode.GetDisplayNode() is None:
         segmentationNode.CreateDefaultDisplayNodes()
@@ -346,14 +346,6 @@ def _isEmpty(image) -> bool:
 
 def _floatOrNaN(value) -> float:
     return math.nan if value is None else float(value)
-
-
-def _referencedOrNew(volumeNode, role: str, className: str, name: str):
-    node = volumeNode.GetNodeReference(role)
-    if node is None:
-        node = slicer.mrmlScene.AddNewNodeByClass(className, name)
-        volumeNode.SetNodeReferenceID(role, node.GetID())
-    return node
 
 
 def _nodesOfClass(scene, className: str) -> list:

@@ -13,6 +13,8 @@ import numpy as np
 
 import slicer
 
+from .volumes import referencedOrNewNode
+
 if TYPE_CHECKING:
     from l3locator import L3Result
 
@@ -35,11 +37,11 @@ def updateProbabilityPlot(volumeNode, result: L3Result):
     if result.l3_slice_range is not None:
         first, last = result.l3_slice_range
         inRange[first : last + 1] = 1.0
-    tableNode = _referencedOrNew(volumeNode, REFERENCE_TABLE, "vtkMRMLTableNode", f"{name} L3 probability table")
+    tableNode = referencedOrNewNode(volumeNode, REFERENCE_TABLE, "vtkMRMLTableNode", f"{name} L3 probability table")
     slicer.util.updateTableFromArray(
         tableNode, [np.arange(len(probabilities), dtype=np.int32), probabilities, inRange], [COLUMN_SLICE, COLUMN_PROBABILITY, COLUMN_RANGE]
     )
-    chartNode = _referencedOrNew(volumeNode, REFERENCE_CHART, "vtkMRMLPlotChartNode", f"{name} L3 probability")
+    chartNode = referencedOrNewNode(volumeNode, REFERENCE_CHART, "vtkMRMLPlotChartNode", f"{name} L3 probability")
     chartNode.SetTitle(f"L3 probability per slice: {name}")
     chartNode.SetXAxisTitle("Slice index")
     chartNode.SetYAxisTitle("Probability")
@@ -65,14 +67,6 @@ def getProbabilityTable(volumeNode):
 def getProbabilityChart(volumeNode):
     """The volume's probability chart node, or None before its first run."""
     return volumeNode.GetNodeReference(REFERENCE_CHART)
-
-
-def _referencedOrNew(volumeNode, role: str, className: str, name: str):
-    node = volumeNode.GetNodeReference(role)
-    if node is None:
-        node = slicer.mrmlScene.AddNewNodeByClass(className, name)
-        volumeNode.SetNodeReferenceID(role, node.GetID())
-    return node
 
 
 def _chartSeries(chartNode, name: str):

@@ -62,3 +62,13 @@ def worldToLocal(volumeNode, positionWorld) -> np.ndarray:
 def axialIndexOfPoint(volume: CTVolume, positionRAS) -> float:
     """Continuous slice index (along ``volume.axial_axis``) of a local RAS point (mm)."""
     return float(volume.ijk_of_ras(positionRAS)[volume.axial_axis])
+
+
+def referencedOrNewNode(volumeNode, role: str, className: str, name: str):
+    """The node ``volumeNode`` references as ``role``, or a new ``className`` node named ``name``
+    added to the scene and referenced (so each volume keeps its own plot, table, segmentation)."""
+    node = volumeNode.GetNodeReference(role)
+    if node is None:
+        node = slicer.mrmlScene.AddNewNodeByClass(className, name)
+        volumeNode.SetNodeReferenceID(role, node.GetID())
+    return node

@@ -23,21 +23,10 @@ import slicer_shim  # noqa: E402
 
 if not slicer_shim.available():
     pytest.skip(f"Slicer's Python layer not found at {slicer_shim.SLICER_PYTHON}", allow_module_level=True)
+from slicer_shim.fixtures import L3Locator, makeWidget, session  # noqa: E402, F401 (fixtures)
 
 #: The volume is 7 slices of a phantom centred on its L3 vertebra: slice 3 is L3.
 L3_SLICE, NUM_SLICES = 3, 7
-
-
-@pytest.fixture(scope="module")
-def session():
-    started = slicer_shim.startSession()
-    yield started
-    started.close()
-
-
-@pytest.fixture(scope="module")
-def L3Locator(session):
-    return session.loadModule("L3Locator")
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +42,9 @@ def phantomL3Region():
 
 
 @pytest.fixture
-def widget(session, L3Locator):
+def widget(makeWidget, L3Locator):
     """The L3Locator panel on an emptied scene; closed again after the test."""
-    session.scene.Clear(0)
-    made = session.createWidget(L3Locator, "L3Locator")
-    yield made
-    made.exit()
-    made.cleanup()
-    made.parent.deleteLater()
-    session.processEvents()
+    return makeWidget(L3Locator, "L3Locator")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,51 +24,7 @@ import slicer_shim  # noqa: E402
 
 if not slicer_shim.available():
     pytest.skip(f"Slicer's Python layer not found at {slicer_shim.SLICER_PYTHON}", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def session():
-    started = slicer_shim.startSession()
-    yield started
-    started.close()
-
-
-@pytest.fixture(scope="module")
-def L3Locator(session):
-    return session.loadModule("L3Locator")
-
-
-@pytest.fixture(scope="module")
-def L3LocatorTraining(session):
-    return session.loadModule("L3LocatorTraining")
-
-
-@pytest.fixture
-def makeWidget(session):
-    """Build a module panel on an emptied scene; it is closed again after the test."""
-    session.scene.Clear(0)
-    made = []
-
-    def make(module, name):
-        widget = session.createWidget(module, name)
-        made.append(widget)
-        return widget
-
-    yield make
-    for widget in made:
-        widget.exit()
-        widget.cleanup()
-        widget.parent.deleteLater()
-    session.processEvents()
-
-
-def waitFor(session, condition, seconds: float = 60.0) -> None:
-    """Run Qt's event loop (timers fire) until ``condition()`` holds."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        session.processEvents()
-        time.sleep(0.02)
+from slicer_shim.fixtures import L3Locator, L3LocatorTraining, makeWidget, session, waitFor  # noqa: E402, F401 (fixtures)
 
 
 def writeLabelledCase(folder: Path, case: str, l3Range: tuple[int, int], numSlices: int = 40) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,38 +19,12 @@ import slicer_shim  # noqa: E402
 
 if not slicer_shim.available():
     pytest.skip(f"Slicer's Python layer not found at {slicer_shim.SLICER_PYTHON}", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def session():
-    started = slicer_shim.startSession()
-    yield started
-    started.close()
-
-
-@pytest.fixture(scope="module")
-def L3LocatorTraining(session):
-    session.loadModule("L3Locator")
-    return session.loadModule("L3LocatorTraining")
+from slicer_shim.fixtures import L3Locator, L3LocatorTraining, makeWidget, session, waitFor  # noqa: E402, F401 (fixtures)
 
 
 @pytest.fixture
-def widget(session, L3LocatorTraining):
-    session.scene.Clear(0)
-    made = session.createWidget(L3LocatorTraining, "L3LocatorTraining")
-    yield made
-    made.exit()
-    made.cleanup()
-    made.parent.deleteLater()
-    session.processEvents()
-
-
-def waitFor(session, condition, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        session.processEvents()
-        time.sleep(0.02)
+def widget(makeWidget, L3LocatorTraining):
+    return makeWidget(L3LocatorTraining, "L3LocatorTraining")
 
 
 def comparison(recommended: bool) -> dict:
