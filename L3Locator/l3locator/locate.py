@@ -40,11 +40,13 @@ share) is one function below, used by both :func:`locate_l3` and :func:`uncertai
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
+
+from .stored_settings import check_known_keys
 
 PLAUSIBLE_EXTENT_MM = (10.0, 60.0)
 #: The smoothing Gaussian ends this many sigmas from its centre (the weights beyond 3 sigma sum
@@ -72,9 +74,7 @@ class LocateRule:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> LocateRule:
         """The rule a model file stores; unknown keys or bad values raise ``ValueError``."""
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown locate rule settings: {sorted(unknown)}")
+        check_known_keys(cls, values, "locate rule settings")
         return cls(**{k: float(v) for k, v in values.items()})
 
     def __post_init__(self) -> None:

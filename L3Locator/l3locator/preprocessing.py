@@ -26,7 +26,7 @@ single-channel images (:func:`preprocess_volume`), and channels are assembled pe
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .choices import CHANNEL_MODES
+from .stored_settings import check_known_keys
 from .volume import CTVolume
 
 #: A slice whose stretch percentiles are closer than this (HU) counts as constant → zeros.
@@ -70,10 +71,7 @@ class PreprocessingConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PreprocessingConfig:
         """Build from a stored dict; unknown keys are an error (a newer, incompatible file)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown preprocessing settings: {sorted(unknown)}")
+        check_known_keys(cls, values, "preprocessing settings")
         return cls(**values)
 
 

@@ -118,3 +118,16 @@ def test_preprocess_volume_of_a_read_only_volume_gives_no_warning(recwarn):
     slices = preprocess_volume(volume, PreprocessingConfig(input_size=32))
     assert slices.shape == (9, 32, 32)
     assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
+def test_stored_settings_with_an_unknown_key_are_refused_by_every_settings_class():
+    """A model file or log from a newer version is refused, not read with silent defaults."""
+    from l3locator.locate import LocateRule
+    from l3locator.training.design import DesignParameters
+    from l3locator.training.train import TrainingBudget
+
+    for settings_class, what in ((PreprocessingConfig, "preprocessing settings"), (LocateRule, "locate rule settings"),
+                                 (DesignParameters, "design parameters"), (TrainingBudget, "training budget settings")):
+        with pytest.raises(ValueError, match=f"unknown {what}: \\['from_the_future'\\]"):
+            settings_class.from_dict({"from_the_future": 1})
+    assert PreprocessingConfig.from_dict(PreprocessingConfig(input_size=64).to_dict()) == PreprocessingConfig(input_size=64)

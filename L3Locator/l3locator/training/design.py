@@ -18,12 +18,14 @@ The paper's *control* optimises only the first five with ``oversampling_rate = 0
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from typing import TYPE_CHECKING
 
 import torch
+
+from ..stored_settings import check_known_keys
 
 if TYPE_CHECKING:
     from skopt.space import Categorical, Integer, Real
@@ -81,10 +83,7 @@ class DesignParameters:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DesignParameters:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown design parameters: {sorted(unknown)}")
+        check_known_keys(cls, values, "design parameters")
         return cls(**values)
 
     def as_control(self) -> DesignParameters:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ from ..engine import ScanSlices, SliceClassifier, native_bf16, pick_device, scor
 from ..locate import LocateRule
 from ..modelfile import L3Model, build_network
 from ..preprocessing import PreprocessingConfig
+from ..stored_settings import check_known_keys
 from .augment import augment_samples
 from .bn_statistics import estimate_population_statistics
 from .cache import PreparedCase
@@ -144,10 +145,7 @@ class TrainingBudget:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingBudget:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown training budget settings: {sorted(unknown)}")
+        check_known_keys(cls, values, "training budget settings")
         values = dict(values)
         if isinstance(values.get("preprocessing"), dict):
             values["preprocessing"] = PreprocessingConfig.from_dict(values["preprocessing"])
