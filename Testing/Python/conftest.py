@@ -44,3 +44,19 @@ def synthetic_volume(num_slices: int, l3_range: tuple[int, int], thickness: floa
         voxels[k, 22 - r : 22 + r, 20 - r : 20 + r] = 700
     voxels += rng.integers(-20, 20, voxels.shape, dtype=np.int16)
     return CTVolume(voxels, np.diag([0.9, 0.9, thickness, 1.0]), source="synthetic")
+
+
+@pytest.fixture(scope="module")
+def always_l3(tmp_path_factory) -> Path:
+    """A model file whose network calls every slice L3 (a run's answer is known in advance)."""
+    from test_pipeline import fixed_answer_model
+
+    return fixed_answer_model(tmp_path_factory.mktemp("model") / "always_l3.pt", l3=True)
+
+
+@pytest.fixture(scope="module")
+def never_l3(tmp_path_factory) -> Path:
+    """A model file whose network calls no slice L3."""
+    from test_pipeline import fixed_answer_model
+
+    return fixed_answer_model(tmp_path_factory.mktemp("model") / "never_l3.pt", l3=False)

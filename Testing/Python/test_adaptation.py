@@ -5,15 +5,12 @@ the report compares parent and adapted model on the same held-out folds, and the
 
 import copy
 import hashlib
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 import torch
 
 from conftest import synthetic_volume
-from l3locator.cli import main
 from l3locator.labels import L3Label, write_label
 from l3locator.locate import LocateRule
 from l3locator.modelfile import L3Model, load_model
@@ -32,8 +29,9 @@ from l3locator.training.dataset import discover_cases
 from l3locator.training.design import HAND_PICKED, DesignParameters
 from l3locator.training.evaluate import summarise
 from l3locator.training.parent import ParentModel, load_parent, resolve_init_model
-from l3locator.training.progress import PREFIX
 from l3locator.training.train import EpochStats, TrainingBudget, TrainingResult, train_model
+from test_evaluate import BigSquareNet, NeverL3Net
+from test_optimize import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -75,14 +73,6 @@ def tiny_adaptation_budget(parent_file, **overrides) -> TrainingBudget:
     values = {"epochs": 1, "device": "cpu", "precision": "fp32", "max_slices_per_epoch": 60, "bn_statistics_slices": 40}
     values.update(overrides)
     return fine_tuning_budget(load_parent(parent_file), **values)
-
-
-def run_cli(args):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(args)
-    lines = [json.loads(line[len(PREFIX) + 1 :]) for line in out.getvalue().splitlines() if line.startswith(PREFIX)]
-    return code, lines, err.getvalue()
 
 
 # --- the parent: weights, preprocessing, locate rule ------------------------------------------------------
@@ -226,20 +216,6 @@ def test_quick_adaptation_runs_no_optimisation_and_compares_with_the_parent(fold
     again = json.loads((tmp_path / "cv" / "cv_report.json").read_text())
     assert again["parent"]["model"]["sha256"] == digest and again["comparison"]["parent"] == comparison["parent"]
     assert "re-adapted networks vs their parent, on the same 5 held-out case(s): parent site_parent.pt" in err
-
-
-class BigSquareNet(torch.nn.Module):
-    """A perfect classifier for :func:`synthetic_volume`: L3 where much of the slice is bone-bright."""
-
-    def forward(self, x):
-        bright = (x[:, 1] > 0.9).float().mean(dim=(1, 2))
-        logit = (bright - 0.08) * 200.0
-        return torch.stack([-logit, logit], dim=1)
-
-
-class NeverL3Net(torch.nn.Module):
-    def forward(self, x):
-        return torch.tensor([[5.0, -5.0]]).expand(len(x), 2)
 
 
 def test_an_adapted_model_worse_than_its_parent_is_not_recommended(folder, tmp_path, monkeypatch):

@@ -22,17 +22,7 @@ from l3locator.phantoms import generate_phantom
 from l3locator.phantoms.tissues import true_tissue_areas_cm2
 from l3locator.phantoms.writing import write_nifti
 from l3locator.volume import CTVolume
-from test_pipeline import body_volume, fixed_answer_model, strict_json
-
-
-@pytest.fixture(scope="module")
-def always_l3(tmp_path_factory) -> Path:
-    return fixed_answer_model(tmp_path_factory.mktemp("model") / "always_l3.pt", l3=True)
-
-
-@pytest.fixture(scope="module")
-def never_l3(tmp_path_factory) -> Path:
-    return fixed_answer_model(tmp_path_factory.mktemp("model") / "never_l3.pt", l3=False)
+from test_pipeline import body_volume, strict_json
 
 
 @pytest.fixture(scope="module")

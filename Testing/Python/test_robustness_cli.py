@@ -27,19 +27,9 @@ from l3locator.outputs import to_json
 from l3locator.phantoms.writing import write_nifti, write_nrrd
 from l3locator.runner import MAX_CASE_NAME_BYTES, case_name, expand_inputs, find_in_scan, output_names, prepare_run
 from l3locator.volume import CTVolume
-from test_pipeline import body_volume, fixed_answer_model
+from test_pipeline import body_volume
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def always_l3(tmp_path_factory) -> Path:
-    return fixed_answer_model(tmp_path_factory.mktemp("model") / "always_l3.pt", l3=True)
-
-
-@pytest.fixture(scope="module")
-def never_l3(tmp_path_factory) -> Path:
-    return fixed_answer_model(tmp_path_factory.mktemp("model") / "never_l3.pt", l3=False)
 
 
 @pytest.fixture(scope="module")

@@ -24,22 +24,7 @@ import slicer_shim  # noqa: E402
 if not slicer_shim.available():
     pytest.skip(f"Slicer's Python layer not found at {slicer_shim.SLICER_PYTHON}", allow_module_level=True)
 from slicer_shim.fixtures import L3Locator, makeWidget, session  # noqa: E402, F401 (fixtures)
-
-#: The volume is 7 slices of a phantom centred on its L3 vertebra: slice 3 is L3.
-L3_SLICE, NUM_SLICES = 3, 7
-
-
-@pytest.fixture(scope="module")
-def phantomL3Region():
-    """HU voxels ``[k, j, i]`` and IJK→RAS of 7 slices around a phantom's L3 (drawn once)."""
-    from l3locator.phantoms import generate_phantom
-
-    phantom = generate_phantom(11, shape_ij=(256, 256), slice_thickness_mm=5.0, noise_hu=10.0)
-    first = sum(phantom.l3_range) // 2 - L3_SLICE
-    ijkToRAS = phantom.volume.ijk_to_ras.copy()
-    ijkToRAS[:3, 3] = phantom.volume.ras_of_ijk([0, 0, first])
-    return phantom.volume.voxels[first : first + NUM_SLICES].copy(), ijkToRAS
-
+from test_slicer_body_composition import L3_SLICE, phantomL3Region  # noqa: E402, F401 (a fixture)
 
 @pytest.fixture
 def widget(makeWidget, L3Locator):
