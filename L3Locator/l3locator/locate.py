@@ -26,6 +26,11 @@ Flags:
 * ``l3_at_scan_edge``: the winning run touches the first or last slice (L3 may be cut off).
 * ``implausible_extent``: the winning run is shorter than 10 mm or longer than 60 mm.
 * ``low_confidence``: the confidence is below ``low_confidence`` (review by a person).
+* ``level_disagreement`` (added by :func:`~l3locator.pipeline.find_l3`, not by this rule): the
+  classical vertebra count (:mod:`l3locator.level_count`: from the sacrum and from the lowest
+  ribs, both agreeing) puts L3 elsewhere, more than half a vertebra from the answer; the
+  confidence is halved (at most 0.3) and ``low_confidence`` added when it falls below the
+  threshold. The answer slice is kept.
 
 **The rule under bounds** (:func:`uncertain_slices`): when each probability is only known to
 lie within a bound of a value (bfloat16 scores, :func:`probability_bounds`), the same steps tell

