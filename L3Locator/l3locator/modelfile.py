@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 
 from .atomic import write_atomically
 from .choices import ARCHITECTURES
@@ -28,6 +27,7 @@ from .errors import ModelFileError
 from .locate import LocateRule
 from .models import DEFAULT_MODEL_PATH
 from .preprocessing import PreprocessingConfig
+from .resnet import empty_resnet
 
 FORMAT = "l3locator-model"
 FORMAT_VERSION = 1
@@ -35,9 +35,15 @@ CLASS_NAMES = ("not_L3", "L3")
 
 
 def build_network(arch: str = "resnet50", num_classes: int = len(CLASS_NAMES)) -> torch.nn.Module:
-    """A randomly initialised torchvision classifier (no pretrained weights are available)."""
+    """A randomly initialised torchvision classifier (no pretrained weights are available).
+
+    torchvision is imported here, on first use: loading a model file does not need it
+    (:mod:`l3locator.resnet`).
+    """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
+    import torchvision.models
+
     return getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
 
 
@@ -96,6 +102,11 @@ class L3Model:
 def load_model(path: str | os.PathLike | None = None) -> L3Model:
     """Load a model file safely (``weights_only=True``); ``None`` loads the shipped default.
 
+    Without copies beyond the one float32 conversion: the file is memory-mapped (``mmap=True``),
+    each weight is converted once to an owned float32 tensor (the file is not held open
+    afterwards), and the network is built empty (:func:`l3locator.resnet.empty_resnet`: no
+    random initialisation) and takes those tensors as its own (``assign=True``).
+
     Raises:
         ModelFileError: the file is missing, unreadable, not an L3Locator model, from a newer
             format version, or its weights do not fit its declared architecture or hold NaN or
@@ -106,7 +117,7 @@ def load_model(path: str | os.PathLike | None = None) -> L3Model:
         hint = " (no default model is shipped in this installation; pass --model)" if path == DEFAULT_MODEL_PATH else ""
         raise ModelFileError(f"model file not found: {path}{hint}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # torch raises many types for corrupt/foreign files
         raise ModelFileError(f"{path}: not a readable L3Locator model file ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -119,9 +130,9 @@ def load_model(path: str | os.PathLike | None = None) -> L3Model:
         class_names = tuple(payload["class_names"])
         preprocessing = PreprocessingConfig.from_dict(payload["preprocessing"])
         locate_rule = LocateRule.from_dict(payload.get("locate_rule") or {})
-        network = build_network(arch, int(payload["num_classes"]))
-        state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
-        network.load_state_dict(state)
+        network = empty_resnet(arch, int(payload["num_classes"]))
+        state = {k: v.to(torch.float32 if v.is_floating_point() else v.dtype, copy=True) for k, v in payload["state_dict"].items()}
+        network.load_state_dict(state, assign=True)
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: incompatible or damaged model file ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
     broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]

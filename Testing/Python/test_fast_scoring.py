@@ -19,6 +19,7 @@ from l3locator.engine import Cancelled, score_volume
 from l3locator.fast_scoring import (
     SamplingPlan,
     coarse_step_slices,
+    expected_walk,
     fill_unscored,
     influence,
     run_windows,
@@ -26,7 +27,7 @@ from l3locator.fast_scoring import (
     suspicious_neighbours,
 )
 from l3locator.locate import LocateRule, find_runs, smooth
-from l3locator.modelfile import L3Model
+from l3locator.modelfile import L3Model, load_model
 from l3locator.phantoms import generate_phantom
 from l3locator.phantoms.writing import write_nifti
 from l3locator.pipeline import find_l3, result_from_probabilities
@@ -260,3 +261,65 @@ def test_cli_exhaustive_flag(tmp_path, capsys, monkeypatch):
     for extra in (["--exhaustive"], []):
         assert main(["batch", str(scan), "--model", str(model_file), "--output", str(output), *extra]) == 0
     assert switches == [True, False]
+
+
+def constant_model(probability: float) -> L3Model:
+    """A network that gives every slice the L3 probability ``probability`` (zero weights, a bias)."""
+    model = L3Model.new("resnet18", PreprocessingConfig(input_size=32))
+    with torch.no_grad():
+        model.network.fc.weight.zero_()
+        model.network.fc.bias.copy_(torch.tensor([0.0, float(np.log(probability / (1.0 - probability)))]))
+    return model
+
+
+def counting(model: L3Model) -> list[tuple[str, int]]:
+    """Record ``(precision, slices)`` of every network call of ``model``."""
+    calls = []
+    model.network.register_forward_hook(lambda _, inputs, __: calls.append(("bf16" if torch.is_autocast_enabled("cpu") else "fp32", len(inputs[0]))))
+    return calls
+
+
+def test_an_uncertain_profile_switches_to_every_slice_in_fp32_after_the_coarse_pass():
+    # every slice at the threshold (0.9): sampling would re-score everything in float32 anyway
+    phantom = generate_phantom(21, shape_ij=(48, 48), slice_thickness_mm=1.0, extent="abdomen")
+    volume, model = phantom.volume, constant_model(0.9)
+    reference = find_l3(volume, model, exhaustive=True)
+    calls = counting(model)
+    plan = SamplingPlan()
+    curve = score_coarse_to_fine(model, volume, rule=model.locate_rule, plan=plan, precision="mixed")
+    n, coarse = volume.num_slices, len(range(0, volume.num_slices, coarse_step_slices(volume.slice_thickness, plan))) + 1
+    assert curve.strategy == "switched-to-every-slice" and curve.complete and curve.precision == "mixed"
+    # the coarse samples in bf16, then every slice once in fp32: never both a refinement and a full pass
+    assert sum(k for p, k in calls if p == "bf16") == coarse and sum(k for p, k in calls if p == "fp32") == n
+    assert curve.rescored.sum() == coarse and curve.summary()["slices_scored"] == n
+    np.testing.assert_allclose(curve.probabilities, reference.slice_probabilities, atol=1e-5)
+    fast = find_l3(volume, model, precision="mixed")
+    assert fast.extra["scoring"]["strategy"] == "switched-to-every-slice" and fast.scored_slices is None
+    assert (fast.l3_slice_index, fast.l3_slice_range, fast.flags) == (reference.l3_slice_index, reference.l3_slice_range, reference.flags)
+
+
+def test_a_certain_profile_keeps_sampling_in_mixed_precision_and_switches_in_fp32(always_l3):
+    # every slice saturated at L3: bfloat16 screening certifies itself (no float32 work), which is
+    # cheaper than one float32 pass; in float32 the refinement would score nearly every slice anyway
+    phantom = generate_phantom(22, shape_ij=(48, 48), slice_thickness_mm=1.0, extent="abdomen")
+    model = load_model(always_l3)
+    mixed = score_coarse_to_fine(model, phantom.volume, rule=model.locate_rule, precision="mixed")
+    assert mixed.strategy == "coarse-to-fine" and not mixed.rescored.any()
+    fp32 = score_coarse_to_fine(model, phantom.volume, rule=model.locate_rule, precision="fp32")
+    assert fp32.strategy == "switched-to-every-slice" and fp32.complete and not fp32.rescored.any()
+
+
+def test_expected_walk_covers_gaps_by_their_suspicious_ends():
+    p = np.zeros(40)
+    scored = np.zeros(40, dtype=bool)
+    scored[::10] = True
+    scored[39] = True
+    p[[10, 20]] = 0.5  # the gap 10-20 walked through; half of 0-10 and of 20-30 from one end
+    np.testing.assert_array_equal(np.flatnonzero(expected_walk(p, scored, 0.25)), [*range(5, 10), *range(11, 20), *range(21, 25)])
+    assert not expected_walk(np.zeros(40), scored, 0.25).any()
+
+
+def test_sampling_plan_refuses_a_bf16_cost_outside_0_1():
+    for bad in (0.0, 1.5, -1.0):
+        with pytest.raises(ValueError, match="bf16_cost"):
+            SamplingPlan(bf16_cost=bad)
