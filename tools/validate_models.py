@@ -1,6 +1,6 @@
 """Compare candidate models (and locate-rule thresholds) on validation phantoms, to choose one.
 
-    python tools/validate_models.py MODEL [MODEL ...] [--phantoms 48] [--thresholds 0.5 0.7 0.8]
+    python tools/validate_models.py MODEL [MODEL ...] [--phantoms 48] [--thresholds 0.5 0.7 0.8] [--vertebra-template MASK]
 
 Validation phantoms use seeds from 500,000 (the accuracy benchmark's mix of extents and slice
 thicknesses): disjoint from the training seeds (below 500,000) and from the benchmark's held-out
@@ -9,6 +9,9 @@ Answers go through the product's path (locate rule and anatomical check). Per mo
 threshold it prints the mean / median / max L3 error (slices) on the phantoms with
 the whole L3, how many chest-only phantoms come back ``no_l3_found``, and how many answers are
 flagged ``low_confidence``. The real scans are not used here: they are the benchmark's.
+The phantoms' T9-L5 are painted from a real vertebra mask as in the benchmark
+(``--vertebra-template``: default VerSe's mask in ../shared where it exists, ``none`` for the
+analytic shapes); the first line printed says which.
 """
 
 from __future__ import annotations
@@ -20,19 +23,22 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from accuracy import PHANTOM_MIX  # noqa: E402
+from accuracy import PHANTOM_MIX, add_vertebra_template_option, vertebra_templates  # noqa: E402
 
 from l3locator.engine import score_volume  # noqa: E402
 from l3locator.locate import LocateRule  # noqa: E402
 from l3locator.modelfile import load_model  # noqa: E402
 from l3locator.phantoms import generate_phantom  # noqa: E402
+from l3locator.phantoms.vertebra_templates import VertebraTemplates  # noqa: E402
 from l3locator.pipeline import L3Result, result_from_probabilities  # noqa: E402
 
 VALIDATION_SEED = 500_000
 
 
-def validation_answers(model_path: str, count: int, size: int, rules: list[LocateRule]) -> list[tuple[tuple[int, int] | None, list[L3Result]]]:
-    """Per validation phantom (l3_edge ones left out): its L3 range (or None) and the answer under each rule.
+def validation_answers(model_path: str, count: int, size: int, rules: list[LocateRule],
+                       templates: VertebraTemplates | None = None) -> list[tuple[tuple[int, int] | None, list[L3Result]]]:
+    """Per validation phantom (l3_edge ones left out; spines from ``templates``, None: analytic):
+    its L3 range (or None) and the answer under each rule.
 
     Answers come from the product's path (:func:`~l3locator.pipeline.result_from_probabilities`:
     the locate rule and the anatomical check) on one exhaustive float32 scoring per phantom.
@@ -43,7 +49,8 @@ def validation_answers(model_path: str, count: int, size: int, rules: list[Locat
         extent, thickness = PHANTOM_MIX[n % len(PHANTOM_MIX)]
         if extent == "l3_edge":
             continue
-        volume = generate_phantom(VALIDATION_SEED + n, shape_ij=(size, size), slice_thickness_mm=thickness, extent=extent)
+        volume = generate_phantom(VALIDATION_SEED + n, shape_ij=(size, size), slice_thickness_mm=thickness, extent=extent,
+                                  vertebra_templates=templates)
         probabilities = score_volume(model, volume.volume)
         results = [result_from_probabilities(volume.volume, probabilities, model_name=model.name, seconds=0.0, rule=rule) for rule in rules]
         answers.append((volume.l3_range, results))
@@ -71,10 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phantoms", type=int, default=48, help="validation phantoms (seeds 500,000 onwards)")
     parser.add_argument("--phantom-size", type=int, default=256)
     parser.add_argument("--thresholds", type=float, nargs="+", default=[LocateRule().threshold])
+    add_vertebra_template_option(parser)
     args = parser.parse_args(argv)
     rules = [LocateRule(threshold=threshold) for threshold in args.thresholds]
+    templates, phantoms = vertebra_templates(args.vertebra_template)
+    print(f"validation phantoms (seeds {VALIDATION_SEED:,}+): {phantoms}", flush=True)
     for path in args.models:
-        answers = validation_answers(path, args.phantoms, args.phantom_size, rules)
+        answers = validation_answers(path, args.phantoms, args.phantom_size, rules, templates)
         for which, rule in enumerate(rules):
             print(f"{Path(path).name}  threshold {rule.threshold}:  {summary(answers, which)}", flush=True)
     return 0
