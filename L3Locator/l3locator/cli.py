@@ -142,9 +142,18 @@ def run_phantoms(args: argparse.Namespace) -> int:
 
     if args.extent not in EXTENTS:
         raise InputError(f"--extent must be one of {', '.join(EXTENTS)}, not {args.extent!r}")
+    templates = None
+    if args.vertebra_template:
+        from .phantoms.vertebra_templates import VertebraTemplates
+
+        try:
+            templates = VertebraTemplates.from_mask(args.vertebra_template)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--vertebra-template {args.vertebra_template}: {exc}") from exc
     for n in range(args.count):
         seed = args.first_seed + n
-        phantom = generate_phantom(seed, shape_ij=(args.size, args.size), slice_thickness_mm=args.thickness, extent=args.extent)
+        phantom = generate_phantom(seed, shape_ij=(args.size, args.size), slice_thickness_mm=args.thickness, extent=args.extent,
+                                   vertebra_templates=templates)
         paths = write_phantom_case(phantom, args.output_dir, f"phantom{seed:06d}")
         where = f"L3 slices {phantom.l3_range[0]}-{phantom.l3_range[1]}" if phantom.l3_range else "no L3"
         print(f"[{n + 1}/{args.count}] {paths['ct']}: {phantom.volume.num_slices} slices, {where}", file=sys.stderr)
@@ -189,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     phantoms.add_argument("--size", type=int, default=256, help="in-plane size in pixels (default 256)")
     phantoms.add_argument("--extent", default="random", help="body region: abdomen, chest, whole_body, l3_edge or random (default)")
     phantoms.add_argument("--thickness", type=float, help="slice thickness in mm (default drawn per phantom)")
+    phantoms.add_argument("--vertebra-template", metavar="MASK",
+                          help="NIfTI vertebra label map (VerSe ids, e.g. a VerSe mask T9-L5): paint the levels it holds "
+                          "with their real shapes instead of the analytic ones")
     phantoms.set_defaults(run=run_phantoms)
 
     add_training_subcommands(commands)

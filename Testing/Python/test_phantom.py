@@ -255,9 +255,9 @@ def test_write_phantom_case_as_nrrd_reads_back_in_the_same_geometry(tmp_path, ab
 # floating-point noise between platforms (a voxel rounding the other way), not a changed organ or level.
 PINNED = [
     # seed, extent, shape, l3_range, L3 slices (any label), mean HU, fraction > 300 HU, L3 voxels, labelled voxels, pixel mm
-    (3, "abdomen", (73, 64, 64), (36, 42), (35, 43), -571.823, 0.01075, 288, 2593, 6.805),
-    (4, "whole_body", (140, 64, 64), (44, 50), (43, 51), -712.885, 0.01684, 267, 3685, 6.7621),
-    (8, "l3_edge", (33, 64, 64), (30, 32), (29, 32), -607.345, 0.00559, 104, 1645, 6.4537),
+    (3, "abdomen", (73, 64, 64), (36, 42), (35, 43), -572.527, 0.00840, 288, 2593, 6.805),
+    (4, "whole_body", (140, 64, 64), (44, 50), (43, 51), -757.006, 0.01270, 220, 3149, 7.4312),
+    (8, "l3_edge", (33, 64, 64), (30, 32), (29, 32), -663.197, 0.00236, 91, 1405, 6.9943),
 ]
 
 

@@ -7,7 +7,9 @@ axial slice carries the level cues a radiologist uses to tell L3 from its neighb
   grow caudally, discs, pedicles, laminae, spinous processes, articular processes, spinal canal
   with cord (ending at L1), and transverse processes whose length depends on the level (lumbar:
   L1 short, L3 longest, L5 stout). Endplates follow the sagittal curve (lordosis / kyphosis), so
-  a slice can cut a body and a disc obliquely.
+  a slice can cut a body and a disc obliquely. Given a real vertebra mask (``vertebra_templates``,
+  e.g. the VerSe mask T9-L5 in ``../shared``), the levels it holds are painted from their real
+  shapes instead, rescaled to the phantom's vertebrae.
 * **Ribs** (with costal cartilage) on thoracic vertebrae only, sloping down anteriorly; the last
   two pairs are short and floating. Sternum, clavicles and scapulae in the chest.
 * **Chest**: lungs down to a domed diaphragm (lowest in the posterior recesses around T12),
@@ -22,7 +24,8 @@ axial slice carries the level cues a radiologist uses to tell L3 from its neighb
   trochanters at the bottom of whole-body scans.
 * **Patient and scanner**: body size, subcutaneous and visceral fat, arms (down, optionally),
   in-plane roll, scoliosis, patient table, contrast phase, partial-volume averaging over the
-  slice thickness, in-plane blur, noise, int16 HU.
+  slice thickness, in-plane blur, noise with a grain (correlated over about a millimetre, as real
+  CT noise is), int16 HU.
 
 Coordinates
 -----------
@@ -38,7 +41,7 @@ Modules
 ``writing`` (NIfTI / NRRD / DICOM writers), ``tissues`` (body-composition ground truth: the true
 muscle, IMAT, VAT and SAT areas of a slice, repainted on request); the patient: ``vertebrae``, ``patient``, ``torso``;
 the anatomy in painting order (``anatomy``): ``body``, ``abdomen``, ``chest``,
-``vessels``, ``retroperitoneum``, ``spine``, ``ribcage``, ``pelvis``; drawing: ``shapes``,
+``vessels``, ``retroperitoneum``, ``spine`` (with ``vertebra_templates``), ``ribcage``, ``pelvis``; drawing: ``shapes``,
 ``canvas``; the acquisition: ``scan``, ``scanner``.
 
 Vertebra labels and variants

@@ -18,6 +18,7 @@ from .ribcage import chest_wall_bones, ribs
 from .shapes import Blob, EllipseKey, Item, Layer
 from .spine import spine
 from .torso import Diaphragm
+from .vertebra_templates import VertebraTemplates
 from .vessels import great_vessels
 
 
@@ -42,10 +43,12 @@ def _arms(patient: Patient, pose_rng: np.random.Generator, z_lo: float) -> list[
     return items
 
 
-def build_items(patient: Patient, z_lo: float, pose_rng: np.random.Generator, arms_down: bool) -> tuple[list[Item], Diaphragm]:
+def build_items(patient: Patient, z_lo: float, pose_rng: np.random.Generator, arms_down: bool,
+                templates: VertebraTemplates | None = None) -> tuple[list[Item], Diaphragm]:
     """All anatomy items in painting order for a scan whose lowest slab reaches ``z_lo`` (torso mm), and the diaphragm.
 
-    ``pose_rng`` draws the arms, so that positioning never changes the anatomy drawn from the seed.
+    ``pose_rng`` draws the arms, so that positioning never changes the anatomy drawn from the seed;
+    ``templates`` give the levels they hold real shapes (:mod:`.vertebra_templates`).
     """
     items: list[Item] = [BodyWall(patient.torso, patient.hu)]
     if arms_down:
@@ -60,7 +63,7 @@ def build_items(patient: Patient, z_lo: float, pose_rng: np.random.Generator, ar
     items += great_vessels(patient, diaphragm, landmarks)
     items += kidneys_and_crura(patient)
     items += back_and_flank_muscles(patient)
-    items += spine(patient)
+    items += spine(patient, templates)
     items += ribs(patient)
     items += chest_wall_bones(patient, arms_down)
     items += sacrum(patient)

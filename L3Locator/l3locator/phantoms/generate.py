@@ -17,6 +17,7 @@ from .patient import Patient
 from .scan import EXTENTS, Acquisition, draw_acquisition, scan_range
 from .scanner import Reconstruction, render, texture_field
 from .shapes import Item
+from .vertebra_templates import VertebraTemplates
 from .vertebrae import VARIANTS, VERTEBRA_NAMES, draw_variant
 
 
@@ -118,7 +119,7 @@ class Scene:
 
 
 def build_scene(seed: int, ni: int, nj: int, slice_thickness_mm: float | None, pixel_spacing_mm: float | None, extent: str,
-                noise_hu: float | None, variant: str | None) -> Scene:
+                noise_hu: float | None, variant: str | None, templates: VertebraTemplates | None = None) -> Scene:
     """Draw the patient and the acquisition from ``seed`` and lay out the items and the canvas
     (arguments as :func:`generate_phantom`'s, checked); the same seed and arguments give the same scene."""
     anatomy_rng, acquisition_rng, noise_rng, pose_rng = np.random.default_rng(seed).spawn(4)
@@ -140,7 +141,7 @@ def build_scene(seed: int, ni: int, nj: int, slice_thickness_mm: float | None, p
         px = float(pixel_spacing_mm)
     arms_down = acq.arms_down(extent)
     items: list[Item] = [Table(offset[1] - float(np.max(outline.back_mm)) - acq.table_gap_mm, acq.table_hu)] if acq.has_table else []
-    anatomy, diaphragm = build_items(patient, z_lo - thickness, pose_rng, arms_down)
+    anatomy, diaphragm = build_items(patient, z_lo - thickness, pose_rng, arms_down, templates)
     items += anatomy
 
     canvas = Canvas(ni, nj, px, math.radians(patient.params["roll_deg"]), offset, thickness, texture_field(noise_rng, nj, ni, px))
@@ -150,7 +151,8 @@ def build_scene(seed: int, ni: int, nj: int, slice_thickness_mm: float | None, p
 
 def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice_thickness_mm: float | None = None,
                      pixel_spacing_mm: float | None = None, extent: str = "abdomen", noise_hu: float | None = None,
-                     variant: str | None = None, superior_first: bool = False) -> Phantom:
+                     variant: str | None = None, superior_first: bool = False,
+                     vertebra_templates: VertebraTemplates | None = None) -> Phantom:
     """Draw a synthetic CT scan and its vertebra labels from ``seed`` (same seed, same voxels).
 
     Args:
@@ -158,25 +160,27 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
         shape_ij: in-plane size ``(n_i, n_j)``: columns (patient right to left), rows (anterior to posterior).
         slice_thickness_mm: slice thickness = spacing (mm); drawn from
             :data:`~l3locator.phantoms.scan.THICKNESSES_MM` when None.
-        pixel_spacing_mm: in-plane pixel size (mm); when None the field of view (330-450 mm, widened
+        pixel_spacing_mm: in-plane pixel size (mm); when None the field of view (330-500 mm, widened
             to hold the body) is spread over the larger of the two in-plane sizes.
         extent: ``"abdomen"`` (about T10 to the sacrum or hips, L3 always whole), ``"chest"`` (C6-T1 to
             T12-L1, no L3), ``"whole_body"`` (neck to hips), ``"l3_edge"`` (L3 cut by the lower or
             upper scan edge: label 22 touches the first or last slice) or ``"random"`` (drawn).
-        noise_hu: standard deviation of the image noise (HU); drawn in 10-30 when None.
+        noise_hu: standard deviation of the image noise (HU); drawn in 8-30 when None.
         variant: one of :data:`~l3locator.phantoms.vertebrae.VARIANTS` to force it; None draws
             ``"normal"`` 87% of the time (see :mod:`l3locator.phantoms` for how L3 is defined in each variant).
         superior_first: store slices head-first (``k`` toward inferior); ranges then count stored slices.
+        vertebra_templates: real vertebra shapes for the levels they hold (None: analytic shapes
+            everywhere); the same seed draws the same patient either way.
 
     Returns:
         A :class:`Phantom` with int16 HU voxels ``[k, j, i]`` and its uint8 VerSe label map.
     """
     ni, nj = _checked_size(shape_ij, extent, variant, slice_thickness_mm, pixel_spacing_mm)
-    scene = build_scene(seed, ni, nj, slice_thickness_mm, pixel_spacing_mm, extent, noise_hu, variant)
+    scene = build_scene(seed, ni, nj, slice_thickness_mm, pixel_spacing_mm, extent, noise_hu, variant, vertebra_templates)
     patient, acq, canvas, px, thickness = scene.patient, scene.acquisition, scene.canvas, scene.pixel_mm, scene.thickness_mm
     z_lo, n = scene.lowest_z_mm, scene.num_slices
     z_hi = z_lo + (n - 1) * thickness
-    voxels, labels, body_present = render(canvas, scene.items, z_lo, n, Reconstruction(px, scene.noise_hu, scene.noise_rng))
+    voxels, labels, body_present = render(canvas, scene.items, z_lo, n, Reconstruction(px, scene.noise_hu, scene.noise_rng, acq.noise_grain_mm))
 
     present = np.stack([np.bincount(labels[k].ravel(), minlength=256) > 0 for k in range(n)])
     shift = acq.origin_shift_mm
@@ -189,7 +193,7 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
 
     params = {
         "seed": seed, "extent": scene.extent, "l3_cut_by": scene.l3_cut_by, "variant": patient.variant, "shape_ij": [ni, nj],
-        "slice_thickness_mm": thickness, "pixel_spacing_mm": px, "num_slices": n, "noise_hu": scene.noise_hu, "table": acq.has_table,
+        "slice_thickness_mm": thickness, "pixel_spacing_mm": px, "num_slices": n, "noise_hu": scene.noise_hu, "noise_grain_mm": acq.noise_grain_mm, "table": acq.has_table,
         "arms_down": scene.arms_down, "superior_first": superior_first, "torso_offset_mm": list(acq.torso_offset_mm), "hu": patient.hu,
         **{k: v for k, v in patient.params.items() if k != "variant"},
         "vertebral_bodies_ras_z_mm": {v.name: [v.bottom_mm + shift[2], v.top_mm + shift[2]] for v in patient.vertebrae},

@@ -27,7 +27,7 @@ def draw_tissue_hu(rng: np.random.Generator, contrast: str, oral_contrast: bool)
     fat = uniform(rng, -115.0, -85.0)
     hu = {
         "skin": uniform(rng, 0.0, 40.0), "fat": fat, "visceral_fat": fat + uniform(rng, -5.0, 15.0),
-        "muscle": uniform(rng, 38.0, 58.0), "cortex": uniform(rng, 650.0, 950.0), "cancellous": uniform(rng, 120.0, 280.0),
+        "muscle": uniform(rng, 38.0, 58.0), "cortex": uniform(rng, 650.0, 950.0), "cancellous": uniform(rng, 60.0, 230.0),
         "disc": uniform(rng, 70.0, 100.0), "csf": uniform(rng, 5.0, 15.0), "cord": uniform(rng, 30.0, 40.0), "lung": uniform(rng, -880.0, -820.0),
         "cartilage": uniform(rng, 90.0, 220.0), "fluid": uniform(rng, 0.0, 15.0), "bowel_wall": 40.0, "marrow_fat": uniform(rng, -60.0, 10.0),
     }

@@ -35,6 +35,7 @@ class Acquisition:
         torso_offset_mm: torso centre in scanner (x, y).
         origin_shift_mm: shift of the RAS origin (x, y, z).
         noise_hu: image noise standard deviation.
+        noise_grain_mm: correlation length of the noise (Gaussian sigma, mm).
         has_table, table_gap_mm, table_hu: the patient table, its gap below the back, its shell HU.
         arms_draw: uniform in [0, 1) deciding arms down (against the extent's rate).
     """
@@ -50,6 +51,7 @@ class Acquisition:
     table_gap_mm: float
     table_hu: float
     arms_draw: float
+    noise_grain_mm: float
 
     def arms_down(self, extent: str) -> bool:
         """Whether the arms lie beside the body in a scan of ``extent``."""
@@ -61,12 +63,13 @@ def draw_acquisition(rng: np.random.Generator) -> Acquisition:
     extent = str(rng.choice(list(_EXTENT_WEIGHTS), p=list(_EXTENT_WEIGHTS.values())))
     thickness = float(rng.choice(THICKNESSES_MM, p=_THICKNESS_WEIGHTS))
     fractions = rng.random(4)
-    fov = uniform(rng, 330.0, 450.0)
+    fov = uniform(rng, 330.0, 500.0)
     offset = (uniform(rng, -15.0, 15.0), uniform(rng, -10.0, 25.0))
     origin_shift = rng.uniform(-250.0, 250.0, 3)
-    noise = uniform(rng, 10.0, 30.0)
+    noise = uniform(rng, 8.0, 30.0)
     has_table, table_gap, table_hu, arms_draw = bool(rng.random() < 0.85), uniform(rng, 0.0, 12.0), uniform(rng, 150.0, 400.0), float(rng.random())
-    return Acquisition(extent, thickness, fractions, fov, offset, origin_shift, noise, has_table, table_gap, table_hu, arms_draw)
+    grain = uniform(rng, 0.5, 1.5)
+    return Acquisition(extent, thickness, fractions, fov, offset, origin_shift, noise, has_table, table_gap, table_hu, arms_draw, grain)
 
 
 class ScanRange(NamedTuple):

@@ -11,25 +11,33 @@ import math
 
 from .patient import Patient
 from .shapes import Bar, Blob, EllipseKey, Item, Layer, Tilt
+from .vertebra_templates import TemplateVertebra, VertebraTemplates
 from .vertebrae import Vertebra
 
 
-def spine(patient: Patient) -> list[Item]:
-    """Bodies, discs, canal, cord, then the posterior elements of every vertebra, in painting order."""
+def spine(patient: Patient, templates: VertebraTemplates | None = None) -> list[Item]:
+    """Bodies, discs, canal, cord, then the posterior elements of every vertebra, in painting order.
+
+    Levels that ``templates`` hold are painted whole from their real shape after the canal (their
+    discs reach 1.5 mm into the neighbouring bodies, which cover them); the others analytically.
+    """
     hu, verts = patient.hu, patient.vertebrae
+    templated = {v.name: t for v in verts if templates is not None and (t := templates.for_vertebra(v.name)) is not None}
     items: list[Item] = []
     for n, v in enumerate(verts):
         tilt = Tilt(v.endplate_slope, v.y_mm)
-        items.append(Blob([EllipseKey(v.bottom_mm, v.x_mm, v.y_mm, v.half_width_mm, v.half_depth_mm, 0.0),
-                           EllipseKey(v.top_mm, v.x_mm, v.y_mm, v.half_width_mm, v.half_depth_mm, 0.0)],
-                          [Layer(0.0, hu["cortex"]), Layer(1.5, hu["cancellous"], 35.0, 1.2)], label=v.label, vertebral_body=True, tilt=tilt))
+        overlap = 1.5 if v.name in templated else 0.0
+        if v.name not in templated:
+            items.append(Blob([EllipseKey(v.bottom_mm, v.x_mm, v.y_mm, v.half_width_mm, v.half_depth_mm, 0.0),
+                               EllipseKey(v.top_mm, v.x_mm, v.y_mm, v.half_width_mm, v.half_depth_mm, 0.0)],
+                              [Layer(0.0, hu["cortex"]), Layer(1.5, hu["cancellous"], 35.0, 1.2)], label=v.label, vertebral_body=True, tilt=tilt))
         lower = verts[n + 1] if n + 1 < len(verts) else None
         if lower is not None:
             z_next, lx, ly, lw, ld = lower.top_mm, lower.x_mm, lower.y_mm, lower.half_width_mm, lower.half_depth_mm
         else:
             z_next, lx, ly, lw, ld = v.bottom_mm - v.disc_mm, v.x_mm, v.y_mm - 3.0, v.half_width_mm * 1.05, v.half_depth_mm
-        disc = [EllipseKey(z_next, lx, ly, lw + 1.0, ld + 1.0, 0.0),
-                EllipseKey(v.bottom_mm, v.x_mm, v.y_mm, v.half_width_mm + 1.0, v.half_depth_mm + 1.0, 0.0)]
+        disc = [EllipseKey(z_next - overlap, lx, ly, lw + 1.0, ld + 1.0, 0.0),
+                EllipseKey(v.bottom_mm + overlap, v.x_mm, v.y_mm, v.half_width_mm + 1.0, v.half_depth_mm + 1.0, 0.0)]
         items.append(Blob(disc, [Layer(0.0, hu["disc"] + 10.0), Layer(6.0, hu["disc"] - 10.0)], tilt=tilt))
     # spinal canal (CSF) with the cord down to L1
     canal, cord = [], []
@@ -45,7 +53,10 @@ def spine(patient: Patient) -> list[Item]:
     items.append(Blob(canal, [Layer(0.0, hu["csf"])], clears_labels=True))
     items.append(Blob(cord, [Layer(0.0, hu["cord"])]))
     for n, v in enumerate(verts):
-        items += _posterior_elements(patient, v, verts[n - 1].disc_mm if n > 0 else 4.0)
+        if v.name in templated:
+            items.append(TemplateVertebra(v, templated[v.name], hu["cortex"], hu["cancellous"]))
+        else:
+            items += _posterior_elements(patient, v, verts[n - 1].disc_mm if n > 0 else 4.0)
     return items
 
 

@@ -1,0 +1,89 @@
+"""Real-shape vertebra templates for the phantoms (``l3locator.phantoms.vertebra_templates``).
+
+A synthetic label mask with known body sizes checks the measurements; the real VerSe mask in
+``../shared`` (when present) checks the levels it yields and a phantom painted from it.
+"""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from l3locator.cli import main
+from l3locator.phantoms import generate_phantom
+from l3locator.phantoms.vertebra_templates import VertebraTemplates
+
+VERSE_MASK = "verse004_vertebrae_T9-L5.nii.gz"
+#: Synthetic mask: L2-L4 bodies (VerSe 21-23), 40 x 30 mm in plane, 1 mm voxels, RAS.
+BODY_WIDTH_MM, BODY_DEPTH_MM = 40, 30
+
+
+def write_box_spine(path, heights_mm=(26, 26, 26), disc_mm=8) -> None:
+    """Three stacked boxes (bodies) with a rod behind each (a spinous process), labels 23, 22, 21 from the bottom."""
+    mask = np.zeros((80, 90, 3 * 26 + 3 * disc_mm + 20), np.int16)  # [x right, y anterior, z superior]
+    z = 10
+    for label, height in zip((23, 22, 21), heights_mm):
+        mask[20:20 + BODY_WIDTH_MM, 50:50 + BODY_DEPTH_MM, z:z + height] = label
+        mask[38:42, 20:50, z + 5:z + height - 5] = label  # posterior process
+        z += height + disc_mm
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), str(path))
+
+
+def test_templates_measure_the_bodies_of_a_mask(tmp_path):
+    write_box_spine(tmp_path / "boxes.nii.gz")
+    templates = VertebraTemplates.from_mask(tmp_path / "boxes.nii.gz")
+    assert sorted(templates.templates) == ["L2", "L3", "L4"]
+    l3 = templates.for_vertebra("L3")
+    assert l3.name == "L3"
+    assert abs(2 * l3.body_half_width_mm - BODY_WIDTH_MM) <= 2.0
+    assert abs(l3.endplate_slope) < 0.05
+    assert 24 <= l3.body_height_mm <= 29
+    assert l3.body.sum() < (l3.depth_mm > 0).sum()  # the process is not body
+    assert templates.for_vertebra("L1") is None and templates.for_vertebra("L5") is None  # outside the mask's levels
+
+
+def test_a_collapsed_level_is_replaced_by_the_one_below(tmp_path):
+    write_box_spine(tmp_path / "boxes.nii.gz", heights_mm=(26, 14, 26))
+    templates = VertebraTemplates.from_mask(tmp_path / "boxes.nii.gz")
+    assert "L3" not in templates.templates
+    assert templates.for_vertebra("L3").name == "L4"
+
+
+def test_a_mask_without_vertebrae_is_refused(tmp_path):
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.int16), np.eye(4)), str(tmp_path / "empty.nii.gz"))
+    with pytest.raises(ValueError, match="no vertebra labels"):
+        VertebraTemplates.from_mask(tmp_path / "empty.nii.gz")
+
+
+def test_the_phantoms_command_refuses_an_unreadable_template(tmp_path, capsys):
+    assert main(["phantoms", str(tmp_path / "out"), "--count", "1", "--vertebra-template", str(tmp_path / "missing.nii.gz")]) == 2
+    assert "--vertebra-template" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def verse_templates(shared_data) -> VertebraTemplates:
+    return VertebraTemplates.from_mask(shared_data / VERSE_MASK)
+
+
+def test_the_verse_mask_gives_T9_to_L5_without_its_wedged_L1(verse_templates):
+    assert sorted(verse_templates.templates) == ["L2", "L3", "L4", "L5", "T10", "T11", "T12", "T9"]
+    assert verse_templates.for_vertebra("L1").name == "L2"
+    assert verse_templates.for_vertebra("T13").name == "T12" and verse_templates.for_vertebra("L6").name == "L5"
+    assert verse_templates.for_vertebra("T8") is None
+    widths = [verse_templates.for_vertebra(n).body_half_width_mm for n in ("T9", "T12", "L3")]
+    assert widths == sorted(widths)  # bodies widen caudally
+
+
+def test_a_templated_phantom_keeps_its_anatomy_and_labels(verse_templates):
+    analytic = generate_phantom(11, shape_ij=(96, 96), slice_thickness_mm=5.0, extent="abdomen")
+    templated = generate_phantom(11, shape_ij=(96, 96), slice_thickness_mm=5.0, extent="abdomen", vertebra_templates=verse_templates)
+    assert templated.params["vertebral_bodies_ras_z_mm"] == analytic.params["vertebral_bodies_ras_z_mm"]
+    assert templated.l3_range is not None
+    assert abs(sum(templated.l3_range) / 2 - sum(analytic.l3_range) / 2) <= 1.0
+    assert not np.array_equal(templated.volume.voxels, analytic.volume.voxels)
+    for name in ("L2", "L3", "L4"):
+        low, high = templated.body_ranges[name]
+        middle = (low + high) // 2
+        bone = templated.volume.voxels[middle][templated.vertebra_labels[middle] > 0]
+        assert np.median(bone) > 100  # the painted template is bone where it is labelled
