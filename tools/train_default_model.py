@@ -18,9 +18,11 @@ import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import torch
 
+from l3locator.atomic import write_atomically
 from l3locator.choices import AUGMENTATIONS
 from l3locator.preprocessing import PreprocessingConfig
 from l3locator.training.cache import prepare_cases
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--cache-dir", default=None, help="preprocessed-slice cache (default DATA_DIR/.l3locator-cache)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", default=None,
+                        help="file the network's weights are saved to after every epoch (a long run's insurance)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -66,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     result = train_model(cases, design, budget, on_epoch=lambda epoch, loss: print(
-        f"epoch {epoch}/{args.epochs} loss {loss:.4f} [{time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True))
+        f"epoch {epoch}/{args.epochs} loss {loss:.4f} [{time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True),
+        checkpoint=_checkpoint_writer(args.checkpoint) if args.checkpoint else None)
     model = result.model
     model.provenance = {
         "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -86,6 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     path = model.save(args.output, half=True)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) after {result.seconds:.0f} s", file=sys.stderr)
     return 0
+
+
+def _checkpoint_writer(path: str) -> Callable[[int, torch.nn.Module], None]:
+    """Save ``{"epoch", "state_dict"}`` to ``path`` atomically (one file, replaced every epoch)."""
+
+    def save(epoch: int, network: torch.nn.Module) -> None:
+        state = {"epoch": epoch, "state_dict": network.state_dict()}
+        write_atomically(path, lambda tmp: torch.save(state, tmp))
+
+    return save
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ class AugmentationRanges:
 PAPER_RANGES = AugmentationRanges()
 """The paper's four transforms (rotation, translation, shear, reflection)."""
 
-ALL_SLICES_RANGES = AugmentationRanges(scale_fraction=0.15)
+ALL_SLICES_RANGES = AugmentationRanges(scale_fraction=0.25)
 """Used when every slice is augmented: the paper's transforms plus zoom (patient size, field of view)."""
 
 
@@ -91,7 +91,7 @@ class IntensityRanges:
     """Magnitudes of :func:`augment_intensity` (values are in the [0, 1] units of the stretched input)."""
 
     gamma: tuple[float, float] = (0.7, 1.5)
-    contrast: float = 0.15
+    contrast: float = 0.3
     brightness: float = 0.08
     blur_sigma_px: tuple[float, float] = (0.4, 1.2)
     noise_sd: float = 0.04

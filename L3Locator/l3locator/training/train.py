@@ -263,6 +263,7 @@ def train_model(
     budget: TrainingBudget,
     *,
     on_epoch: Callable[[int, float], None] | None = None,
+    checkpoint: Callable[[int, torch.nn.Module], None] | None = None,
 ) -> TrainingResult:
     """Train a new network of ``budget.arch`` on ``cases`` for ``budget.epochs`` epochs.
 
@@ -272,6 +273,8 @@ def train_model(
         budget: epochs, architecture, preprocessing, sampling, device, precision, seed, and the
             model to start from (see the module docstring).
         on_epoch: called as ``on_epoch(epoch_number, mean_loss)`` after each epoch (from 1).
+        checkpoint: called as ``checkpoint(epoch_number, network)`` after each epoch, to save the
+            weights of a long run (the batch-norm population statistics are not yet re-estimated).
     """
     if not cases:
         raise ValueError("no training cases")
@@ -339,6 +342,8 @@ def train_model(
             history.append(EpochStats(len(plan), plan.num_l3, plan.num_augmented, mean_loss, time.perf_counter() - epoch_started))
             if on_epoch is not None:
                 on_epoch(epoch, mean_loss)
+            if checkpoint is not None:
+                checkpoint(epoch, network)
 
     statistics_slices = estimate_population_statistics(
         network, cases, budget.preprocessing, device, rng, max_slices=budget.bn_statistics_slices, batch_size=budget.eval_batch_size
