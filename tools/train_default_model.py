@@ -49,18 +49,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--cache-dir", default=None, help="preprocessed-slice cache (default DATA_DIR/.l3locator-cache)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learning-rate", type=float, default=DESIGN.learning_rate,
+                        help=f"the paper's initial learning rate (default {DESIGN.learning_rate})")
+    parser.add_argument("--init-model", default=None,
+                        help="model file to continue from (same architecture and preprocessing), e.g. to finish a run "
+                        "at a lower learning rate")
     parser.add_argument("--checkpoint", default=None,
                         help="file the network's weights are saved to after every epoch (a long run's insurance)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    design = replace(DESIGN, class_weight=args.class_weight)
+    design = replace(DESIGN, class_weight=args.class_weight, learning_rate=args.learning_rate)
     preprocessing = PreprocessingConfig(input_size=args.input_size, channel_mode=args.channel_mode, neighbor_offset_mm=args.neighbor_offset_mm)
     budget = TrainingBudget(
         epochs=args.epochs, arch=args.arch, preprocessing=preprocessing, negatives_per_epoch=args.negatives_per_epoch,
         max_slices_per_epoch=args.max_slices_per_epoch, device=None, seed=args.seed, bn_statistics_slices=4000,
-        augmentation=args.augmentation,
+        augmentation=args.augmentation, init_model=str(Path(args.init_model).resolve()) if args.init_model else None,
     )
     cache_dir = args.cache_dir or str(Path(args.data_dir) / ".l3locator-cache")
     cases = prepare_cases(discover_cases(args.data_dir).cases, preprocessing, cache_dir,
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "design_parameters": design.to_dict(),
         "budget": {"epochs": args.epochs, "arch": args.arch, "max_slices_per_epoch": args.max_slices_per_epoch,
                    "negatives_per_epoch": args.negatives_per_epoch, "seed": args.seed,
-                   "augmentation": args.augmentation},
+                   "augmentation": args.augmentation, "init_model": args.init_model},
         "training_settings": result.settings,
         "epoch_losses": [round(loss, 5) for loss in result.epoch_losses],
         "training_slices_per_second": round(result.slices_per_second, 1),

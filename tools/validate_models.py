@@ -28,32 +28,37 @@ from accuracy import PHANTOM_MIX, add_vertebra_template_option, vertebra_templat
 from l3locator.engine import score_volume  # noqa: E402
 from l3locator.locate import LocateRule  # noqa: E402
 from l3locator.modelfile import load_model  # noqa: E402
-from l3locator.phantoms import generate_phantom  # noqa: E402
+from l3locator.phantoms import Phantom, generate_phantom  # noqa: E402
 from l3locator.phantoms.vertebra_templates import VertebraTemplates  # noqa: E402
 from l3locator.pipeline import L3Result, result_from_probabilities  # noqa: E402
 
 VALIDATION_SEED = 500_000
 
 
-def validation_answers(model_path: str, count: int, size: int, rules: list[LocateRule],
-                       templates: VertebraTemplates | None = None) -> list[tuple[tuple[int, int] | None, list[L3Result]]]:
-    """Per validation phantom (l3_edge ones left out; spines from ``templates``, None: analytic):
-    its L3 range (or None) and the answer under each rule.
+def validation_phantoms(count: int, size: int, templates: VertebraTemplates | None = None) -> list[Phantom]:
+    """The first ``count`` validation phantoms (l3_edge ones left out; spines from ``templates``,
+    None: analytic), generated once for every model compared."""
+    phantoms = []
+    for n in range(count):
+        extent, thickness = PHANTOM_MIX[n % len(PHANTOM_MIX)]
+        if extent != "l3_edge":
+            phantoms.append(generate_phantom(VALIDATION_SEED + n, shape_ij=(size, size), slice_thickness_mm=thickness, extent=extent,
+                                             vertebra_templates=templates))
+    return phantoms
+
+
+def validation_answers(model_path: str, phantoms: list[Phantom], rules: list[LocateRule]) -> list[tuple[tuple[int, int] | None, list[L3Result]]]:
+    """Per validation phantom: its L3 range (or None) and the answer under each rule.
 
     Answers come from the product's path (:func:`~l3locator.pipeline.result_from_probabilities`:
     the locate rule and the anatomical check) on one exhaustive float32 scoring per phantom.
     """
     model = load_model(model_path)
     answers = []
-    for n in range(count):
-        extent, thickness = PHANTOM_MIX[n % len(PHANTOM_MIX)]
-        if extent == "l3_edge":
-            continue
-        volume = generate_phantom(VALIDATION_SEED + n, shape_ij=(size, size), slice_thickness_mm=thickness, extent=extent,
-                                  vertebra_templates=templates)
-        probabilities = score_volume(model, volume.volume)
-        results = [result_from_probabilities(volume.volume, probabilities, model_name=model.name, seconds=0.0, rule=rule) for rule in rules]
-        answers.append((volume.l3_range, results))
+    for phantom in phantoms:
+        probabilities = score_volume(model, phantom.volume)
+        results = [result_from_probabilities(phantom.volume, probabilities, model_name=model.name, seconds=0.0, rule=rule) for rule in rules]
+        answers.append((phantom.l3_range, results))
     return answers
 
 
@@ -83,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     rules = [LocateRule(threshold=threshold) for threshold in args.thresholds]
     templates, phantoms = vertebra_templates(args.vertebra_template)
     print(f"validation phantoms (seeds {VALIDATION_SEED:,}+): {phantoms}", flush=True)
+    validation = validation_phantoms(args.phantoms, args.phantom_size, templates)
     for path in args.models:
-        answers = validation_answers(path, args.phantoms, args.phantom_size, rules, templates)
+        answers = validation_answers(path, validation, rules)
         for which, rule in enumerate(rules):
             print(f"{Path(path).name}  threshold {rule.threshold}:  {summary(answers, which)}", flush=True)
     return 0
