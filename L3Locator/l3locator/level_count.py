@@ -13,10 +13,10 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
    within 35 mm of the body's lateral midline, chained chunk to chunk (jumps of at most 20 mm).
 2. **Body profile.** Per slice, the mean HU inside an ellipse (10 mm across, 8 mm deep) at the
    body's centre, resampled to 1 mm along z. **Discs** are its minima, at least 0.65 × the
-   spine's period apart (the period, body plus disc, is the autocorrelation peak in 22–50 mm),
+   spine's period apart (the period, body plus disc, is the highest autocorrelation peak in 22–50 mm),
    each standing out from the bodies on both sides by :data:`MIN_DISC_DIP_HU` or more.
 3. **Sacrum anchor (from below).** Per slice, the width of the bone run through the body centre
-   within the body's depth band: at S1 the sacral alae (and the iliac bones beyond the SI
+   in the band from 5 mm in front of to 16 mm behind the body centre: at S1 the sacral alae (and the iliac bones beyond the SI
    joints) make it at least :data:`SACRUM_WIDTH_RATIO` × the median vertebral body width. The
    top of the highest such stretch (>= 12 mm tall) is S1; the disc at it is L5/S1 (where that
    wedge-shaped disc shows no dip, the top of S1 stands in for it, when the next disc lies one
@@ -206,8 +206,12 @@ def _find_discs(profile: np.ndarray, dz: float) -> tuple[np.ndarray, float]:
     if len(centred) <= lags[-1] + 10:
         return np.array([]), 0.0
     corr = np.array([np.dot(centred[:-lag], centred[lag:]) / (len(centred) - lag) for lag in lags])
-    period = float(lags[int(np.argmax(corr))])
     from scipy.signal import find_peaks  # here, not at import: scipy.signal costs ~0.5 s of a cold start
+
+    # The highest interior peak: a trend left in the profile (the sacrum, a long scan's drift) can
+    # make the autocorrelation climb to the end of the lag range, which is no period.
+    peaks, _ = find_peaks(corr)
+    period = float(lags[peaks[np.argmax(corr[peaks])]] if peaks.size else lags[int(np.argmax(corr))])
 
     minima, _ = find_peaks(-p, distance=max(1, int(0.65 * period)))
     discs = []
@@ -224,7 +228,7 @@ def _sacrum_top(spine: _Spine, body_width_mm: float) -> float | None:
     coarse, step = spine.coarse, spine.step
     cpx = (spine.pixel_mm[0] * step, spine.pixel_mm[1] * step)
     wide = np.zeros(coarse.shape[0], bool)
-    band = (int(round(-5.0 / cpx[0])), int(round(12.0 / cpx[0])) + 1)
+    band = (int(round(-5.0 / cpx[0])), int(round(16.0 / cpx[0])) + 1)
     for k in range(coarse.shape[0]):
         r, c = int(round(spine.rows[k] / step)), int(round(spine.cols[k] / step))
         rows = coarse[k, max(r + band[0], 0) : max(r + band[1], 1)]

@@ -26,11 +26,14 @@ Flags:
 * ``l3_at_scan_edge``: the winning run touches the first or last slice (L3 may be cut off).
 * ``implausible_extent``: the winning run is shorter than 10 mm or longer than 60 mm.
 * ``low_confidence``: the confidence is below ``low_confidence`` (review by a person).
-* ``level_disagreement`` (added by :func:`~l3locator.pipeline.find_l3`, not by this rule): the
-  classical vertebra count (:mod:`l3locator.level_count`: from the sacrum and from the lowest
-  ribs, both agreeing) puts L3 elsewhere, more than half a vertebra from the answer; the
-  confidence is halved (at most 0.3) and ``low_confidence`` added when it falls below the
-  threshold. The answer slice is kept.
+* ``level_disagreement`` and ``level_count_answer`` (added by
+  :func:`~l3locator.pipeline.result_from_probabilities`, not by this rule): the classical vertebra
+  count (:mod:`l3locator.level_count`: from the sacrum and from the lowest ribs, both agreeing)
+  puts L3 more than half a vertebra from the winning run's centre; the confidence is halved (at
+  most 0.3) and ``low_confidence`` added when it falls below the threshold. When another
+  candidate run (mass at least ``min_mass_mm``) has its centre inside the counted L3, the
+  network saw L3 there too: the answer moves to the middle of the counted range
+  (``level_count_answer``); otherwise the answer slice is kept.
 
 **The rule under bounds** (:func:`uncertain_slices`): when each probability is only known to
 lie within a bound of a value (bfloat16 scores, :func:`probability_bounds`), the same steps tell
@@ -211,6 +214,17 @@ def locate_l3(
     if confidence < rule.low_confidence:
         flags.append("low_confidence")
     return Localization(True, centre_slice(run_centre(smoothed, runs[best])), (first, last), confidence, flags, smoothed)
+
+
+def weighty_runs(probabilities: np.ndarray, slice_thickness_mm: float, rule: LocateRule = LocateRule()) -> list[tuple[tuple[int, int], int]]:
+    """Every candidate run of :func:`locate_l3` with mass at least ``rule.min_mass_mm``, heaviest
+    first, as ``(run, centre slice)``: the answers the rule weighed, for a second opinion to
+    choose from (:func:`~l3locator.pipeline.result_from_probabilities`)."""
+    smoothed = smooth(probabilities, slice_thickness_mm, rule)
+    runs = candidate_runs(smoothed, rule)
+    masses = run_masses_mm(smoothed, runs, slice_thickness_mm)
+    order = sorted(range(len(runs)), key=lambda i: -masses[i])
+    return [(runs[i], centre_slice(run_centre(smoothed, runs[i]))) for i in order if masses[i] >= rule.min_mass_mm]
 
 
 # --- the rule under bounds ------------------------------------------------------------------------

@@ -14,8 +14,8 @@ import torch
 from .anatomy import has_lungs
 from .engine import ProgressCallback, score_volume
 from .fast_scoring import score_coarse_to_fine
-from .level_count import count_levels, disagrees, lowered_confidence
-from .locate import LocateRule, locate_l3
+from .level_count import LevelCount, count_levels, disagrees, lowered_confidence
+from .locate import LocateRule, locate_l3, weighty_runs
 from .modelfile import L3Model, load_model
 from .reading import check_volume, load_ct
 from .volume import AXIS_NAMES, CTVolume
@@ -80,11 +80,13 @@ def result_from_probabilities(
     rule: LocateRule = LocateRule(),
     scored_slices: list[int] | None = None,
     anatomy_check: bool = True,
+    level_check: bool = True,
     input_name: str | None = None,
 ) -> L3Result:
     """Turn per-slice probabilities of ``volume`` into an :class:`L3Result` (see ``locate``).
 
     ``anatomy_check``: reject candidates whose centre slice shows lungs (:mod:`l3locator.anatomy`).
+    ``level_check``: when L3 is found, count the vertebrae (:func:`check_level`).
     The result's ``input`` is ``input_name`` (default: ``volume.source``); its ``warnings`` are
     ``volume.metadata["warnings"]`` (what the reader and :func:`check_volume` noticed).
     """
@@ -92,7 +94,7 @@ def result_from_probabilities(
     reject = (lambda index: has_lungs(stack[index])) if anatomy_check else None
     found = locate_l3(probabilities, volume.slice_thickness, rule, reject_centre=reject)
     position = volume.slice_center_ras(found.slice_index).round(3).tolist() if found.l3_found else None
-    return L3Result(
+    result = L3Result(
         input=volume.source if input_name is None else input_name,
         l3_found=found.l3_found,
         l3_slice_index=found.slice_index,
@@ -109,6 +111,45 @@ def result_from_probabilities(
         scored_slices=scored_slices,
         warnings=[str(warning) for warning in volume.metadata.get("warnings", [])],
     )
+    result.extra["level_count"] = None
+    if level_check and result.l3_found:
+        check_level(result, volume, count_levels(volume), probabilities, rule, reject)
+    return result
+
+
+def check_level(result: L3Result, volume: CTVolume, count: LevelCount, probabilities: np.ndarray, rule: LocateRule,
+                reject_centre: Callable[[int], bool] | None = None) -> None:
+    """Hold ``result`` (L3 found) against the vertebra count ``count`` of ``volume``, in place.
+
+    ``extra["level_count"]`` records the count. Where the count names an L3 range and the answer
+    lies outside it by more than half a vertebra (:func:`~l3locator.level_count.disagrees`):
+    flag ``level_disagreement`` and halve the confidence (at most 0.3). If one of the network's
+    other candidate runs (:func:`~l3locator.locate.weighty_runs`, passing ``reject_centre``) is
+    centred inside the counted range, the network saw L3 there as well and only weighed it
+    less: the answer moves to the counted range (slice: its middle; flag
+    ``level_count_answer``; the run flags ``implausible_extent`` and ``l3_at_scan_edge`` are
+    re-judged for that range). Otherwise the answer slice is kept. ``low_confidence`` is added
+    when the confidence falls below ``rule.low_confidence``.
+    """
+    result.extra["level_count"] = count.to_dict()
+    thickness = volume.slice_thickness
+    if not disagrees(count, result.l3_slice_index, thickness):
+        return
+    result.confidence = lowered_confidence(result.confidence)
+    result.flags.append("level_disagreement")
+    seen_there = any(not disagrees(count, centre, thickness) and not (reject_centre is not None and reject_centre(centre))
+                     for _, centre in weighty_runs(probabilities, thickness, rule))
+    if seen_there:
+        first, last = count.l3_range
+        result.l3_slice_index = int(round((first + last) / 2))
+        result.l3_slice_range = (first, last)
+        result.l3_position_ras = volume.slice_center_ras(result.l3_slice_index).round(3).tolist()
+        result.flags = [flag for flag in result.flags if flag not in ("implausible_extent", "l3_at_scan_edge")]
+        if first == 0 or last == volume.num_slices - 1:
+            result.flags.append("l3_at_scan_edge")
+        result.flags.append("level_count_answer")
+    if result.confidence < rule.low_confidence and "low_confidence" not in result.flags:
+        result.flags.append("low_confidence")
 
 
 def find_l3(
@@ -162,11 +203,11 @@ def find_l3(
             exhaustive scoring, so the check changes both alike.
         level_check: when L3 is found, count the vertebrae from the sacrum and the lowest ribs
             (:mod:`l3locator.level_count`); where the count names an L3 range and the answer lies
-            outside it by more than half a vertebra, flag ``level_disagreement``, halve the
-            confidence (at most 0.3; ``low_confidence`` is added when it falls below the rule's
-            threshold) and keep the answer slice. ``extra["level_count"]`` is the count
-            (:meth:`~l3locator.level_count.LevelCount.to_dict`; its range is None where it
-            abstained), or None where it did not run.
+            outside it by more than half a vertebra, flag ``level_disagreement`` and halve the
+            confidence (at most 0.3), and move the answer to the counted L3 where the network
+            has another candidate run centred there (``level_count_answer``; :func:`check_level`).
+            ``extra["level_count"]`` is the count (:meth:`~l3locator.level_count.LevelCount.to_dict`;
+            its range is None where it abstained), or None where it did not run.
     """
     started = time.perf_counter()
     volume = source if isinstance(source, CTVolume) else load_ct(source)
@@ -183,19 +224,11 @@ def find_l3(
         scored_slices = None if curve.complete else curve.scored_indices()
         scoring = curve.summary()
     input_name = volume.source if isinstance(source, CTVolume) else os.fspath(source)
-    result = result_from_probabilities(volume, probabilities, model_name=l3model.name, seconds=time.perf_counter() - started, rule=rule,
-                                       scored_slices=scored_slices, anatomy_check=anatomy_check, input_name=input_name)
-    result.extra["scoring"] = scoring
-    result.extra["level_count"] = None
-    if level_check and result.l3_found:
-        count = count_levels(volume)
-        result.extra["level_count"] = count.to_dict()
-        if disagrees(count, result.l3_slice_index, volume.slice_thickness):
-            result.confidence = lowered_confidence(result.confidence)
-            result.flags.append("level_disagreement")
-            if result.confidence < rule.low_confidence and "low_confidence" not in result.flags:
-                result.flags.append("low_confidence")
-        result.seconds = time.perf_counter() - started
+    result = result_from_probabilities(volume, probabilities, model_name=l3model.name, seconds=0.0, rule=rule,
+                                       scored_slices=scored_slices, anatomy_check=anatomy_check, level_check=level_check,
+                                       input_name=input_name)
+    result.extra = {"scoring": scoring, **result.extra}
+    result.seconds = time.perf_counter() - started
     return result
 
 

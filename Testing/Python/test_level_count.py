@@ -1,4 +1,5 @@
-"""The vertebra counter (l3locator.level_count) and its use in find_l3 (flag ``level_disagreement``)."""
+"""The vertebra counter (l3locator.level_count) and its use in find_l3 (flags ``level_disagreement``,
+``level_count_answer``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from l3locator.locate import LocateRule
 from l3locator.level_count import LevelCount, count_levels, disagrees, lowered_confidence
 from l3locator.phantoms import generate_phantom
-from l3locator.pipeline import find_l3
+from l3locator.pipeline import find_l3, result_from_probabilities
 from l3locator.reading import load_ct
 from l3locator.volume import CTVolume
 
@@ -112,6 +114,77 @@ def test_find_l3_keeps_an_answer_the_count_agrees_with(abdomen, always_l3):
     result = find_l3(cut, always_l3, device="cpu")
     assert "level_disagreement" not in result.flags
     assert result.to_dict()["level_count"] is not None
+
+
+def profile_with_runs(num_slices: int, *ranges: tuple[int, int]) -> np.ndarray:
+    """Per-slice probabilities: 0.99 on the given inclusive slice ranges, 0.01 elsewhere."""
+    probabilities = np.full(num_slices, 0.01)
+    for first, last in ranges:
+        probabilities[first : last + 1] = 0.99
+    return probabilities
+
+
+def test_the_answer_moves_to_the_counted_l3_where_the_network_also_has_a_run_there(abdomen):
+    """The network's heaviest run lies on L1, a lighter one on L3: the count (both anchors)
+    picks the L3 run's level, and the answer is the counted L3's middle, flagged."""
+    volume = abdomen.volume
+    count = count_levels(volume)
+    assert count.l3_range is not None, count.reason
+    l1, l3 = abdomen.body_ranges["L1"], abdomen.l3_range
+    probabilities = profile_with_runs(volume.num_slices, l1, (l3[0] + 2, l3[1] - 2))
+    checked = result_from_probabilities(volume, probabilities, model_name="m", seconds=0.0)
+    unchecked = result_from_probabilities(volume, probabilities, model_name="m", seconds=0.0, level_check=False)
+    assert l1[0] <= unchecked.l3_slice_index <= l1[1] and "level_disagreement" not in unchecked.flags
+    first, last = count.l3_range
+    assert checked.l3_slice_index == int(round((first + last) / 2))
+    assert checked.l3_slice_range == (first, last)
+    assert l3[0] <= checked.l3_slice_index <= l3[1]
+    assert {"level_disagreement", "level_count_answer", "multiple_candidates", "low_confidence"} <= set(checked.flags)
+    assert checked.confidence == pytest.approx(min(unchecked.confidence / 2, 0.3))
+    assert checked.l3_position_ras == volume.slice_center_ras(checked.l3_slice_index).round(3).tolist()
+    json.dumps(checked.to_dict())
+
+
+def test_without_a_run_on_the_counted_l3_the_answer_is_kept_and_flagged(abdomen):
+    volume = abdomen.volume
+    l1 = abdomen.body_ranges["L1"]
+    probabilities = profile_with_runs(volume.num_slices, l1)
+    result = result_from_probabilities(volume, probabilities, model_name="m", seconds=0.0)
+    assert l1[0] <= result.l3_slice_index <= l1[1]
+    assert "level_disagreement" in result.flags and "level_count_answer" not in result.flags
+
+
+def test_only_a_run_the_rule_weighed_moves_the_answer(abdomen):
+    """No smoothing, min_mass_mm 10: a 2-slice run on L3 (5.9 mm of mass at 3 mm slices) is too
+    light to be an answer, a 5-slice run (14.9 mm) is not."""
+    volume = abdomen.volume
+    rule = LocateRule(smoothing_mm=0.0, threshold=0.5, min_mass_mm=10.0)
+    l1, l3 = abdomen.body_ranges["L1"], abdomen.l3_range
+    centre = int(round(middle(l3)))
+    light = result_from_probabilities(volume, profile_with_runs(volume.num_slices, l1, (centre, centre + 1)), model_name="m", seconds=0.0, rule=rule)
+    weighed = result_from_probabilities(volume, profile_with_runs(volume.num_slices, l1, (centre - 2, centre + 2)), model_name="m", seconds=0.0, rule=rule)
+    assert l1[0] <= light.l3_slice_index <= l1[1] and "level_count_answer" not in light.flags
+    assert l3[0] <= weighed.l3_slice_index <= l3[1] and "level_count_answer" in weighed.flags
+
+
+@pytest.mark.parametrize("num_slices", [150, 300])
+def test_real_abdomen_count_holds_at_thinner_slices(shared_data, num_slices):
+    """The ACRIN abdomen (4.25 mm) linearly interpolated to 2.8 and 1.4 mm slices: the same L3.
+    (Thin slices once broke the count: a drifting profile pushed the period estimate to the end of
+    its range, and the sacrum's width was read in too shallow a band behind the body centre.)"""
+    volume = load_ct(shared_data / "acrin_flt_breast001_abdomen_ct.nii.gz")
+    n = volume.num_slices
+    position = np.linspace(0.0, n - 1.0, num_slices)
+    below = np.floor(position).astype(int)
+    above = np.minimum(below + 1, n - 1)
+    weight = (position - below)[:, None, None]
+    voxels = np.rint(volume.voxels[below] * (1 - weight) + volume.voxels[above] * weight).astype(np.int16)
+    matrix = volume.ijk_to_ras.copy()
+    matrix[:3, 2] *= (n - 1) / (num_slices - 1)
+    count = count_levels(CTVolume(voxels, matrix, source="thin"))
+    assert count.l3_range is not None, count.reason
+    to_native = (n - 1) / (num_slices - 1)
+    assert count.l3_range[0] * to_native <= 50.5 <= count.l3_range[1] * to_native
 
 
 # --- real scans (../shared) --------------------------------------------------------------------

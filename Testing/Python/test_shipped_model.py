@@ -24,7 +24,7 @@ PINNED_REAL = {
     "tptbox_L3_crop.nii.gz": (None, None, 0.0, ["no_l3_found"]),
     "totalseg_chest_cta.nii.gz": (None, None, 0.0, ["no_l3_found", "anatomy_rejected"]),
     "itkelastix_thorax_dicom": (None, None, 0.0, ["no_l3_found"]),
-    "acrin_flt_breast001_abdomen_ct.nii.gz": (65, [60, 70], 0.2659, ["multiple_candidates", "level_disagreement", "low_confidence"]),
+    "acrin_flt_breast001_abdomen_ct.nii.gz": (50, [47, 54], 0.2659, ["multiple_candidates", "level_disagreement", "level_count_answer", "low_confidence"]),
 }
 
 
