@@ -195,6 +195,29 @@ def _body_profile(spine: _Spine) -> np.ndarray:
     return out
 
 
+def _peaks(values: np.ndarray, distance: int = 1) -> np.ndarray:
+    """Indices (ascending) of the local maxima of ``values``, the first and last samples excluded;
+    a flat top counts once, at its middle. Of two maxima closer than ``distance`` samples the
+    higher is kept. (What ``scipy.signal.find_peaks(values, distance=distance)`` returns, up to the
+    order in which exactly equal maxima are taken; importing scipy.signal would cost about 0.5 s of
+    a cold start.)"""
+    v = np.asarray(values, dtype=np.float64)
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(v) != 0) + 1))  # runs of equal values
+    ends = np.append(starts[1:], v.size) - 1
+    height = v[starts]
+    inner = np.arange(1, len(starts) - 1)
+    top = inner[(height[inner] > height[inner - 1]) & (height[inner] > height[inner + 1])]
+    peaks = (starts[top] + ends[top]) // 2
+    keep = np.ones(peaks.size, dtype=bool)
+    if distance > 1:
+        for i in np.argsort(v[peaks], kind="stable")[::-1]:  # highest first: it removes its close, lower neighbours
+            if keep[i]:
+                close = np.abs(peaks - peaks[i]) < distance
+                close[i] = False
+                keep &= ~close
+    return peaks[keep]
+
+
 def _find_discs(profile: np.ndarray, dz: float) -> tuple[np.ndarray, float]:
     """Step 2: disc heights (mm above slice 0) and the spine's period (mm), from the body profile."""
     z_mm = np.arange(len(profile)) * dz
@@ -206,14 +229,11 @@ def _find_discs(profile: np.ndarray, dz: float) -> tuple[np.ndarray, float]:
     if len(centred) <= lags[-1] + 10:
         return np.array([]), 0.0
     corr = np.array([np.dot(centred[:-lag], centred[lag:]) / (len(centred) - lag) for lag in lags])
-    from scipy.signal import find_peaks  # here, not at import: scipy.signal costs ~0.5 s of a cold start
-
     # The highest interior peak: a trend left in the profile (the sacrum, a long scan's drift) can
     # make the autocorrelation climb to the end of the lag range, which is no period.
-    peaks, _ = find_peaks(corr)
+    peaks = _peaks(corr)
     period = float(lags[peaks[np.argmax(corr[peaks])]] if peaks.size else lags[int(np.argmax(corr))])
-
-    minima, _ = find_peaks(-p, distance=max(1, int(0.65 * period)))
+    minima = _peaks(-p, distance=max(1, int(0.65 * period)))
     discs = []
     for m in minima:
         half = int(0.5 * period)

@@ -39,6 +39,21 @@ def test_counts_from_the_sacrum_and_the_ribs_agree_on_l3_of_normal_abdomens(seed
     assert (count.l3_range[1] - count.l3_range[0] + 1) * thickness < 50.0
 
 
+def test_peak_finder_matches_scipy_find_peaks():
+    """The counter's own peak finder (scipy.signal is too slow to import on a cold start)."""
+    from scipy.signal import find_peaks
+
+    from l3locator.level_count import _peaks
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        values = rng.normal(size=int(rng.integers(3, 300))).cumsum()
+        distance = int(rng.integers(1, 40))
+        np.testing.assert_array_equal(_peaks(values, distance), find_peaks(values, distance=distance)[0])
+    plateau = np.array([0.0, 1.0, 2.0, 2.0, 2.0, 1.0, 0.0])
+    np.testing.assert_array_equal(_peaks(plateau), [3])
+
+
 def test_head_first_storage_gives_the_same_range_in_stored_indices(abdomen):
     up = count_levels(abdomen.volume)
     volume = abdomen.volume
