@@ -18,7 +18,8 @@ labelled part, or flagged ``l3_at_scan_edge`` with the found run at that same ed
 with the naive argmax of the raw per-slice probabilities on the same scores. ``level_count`` is the
 classical vertebra count's L3 range (:mod:`l3locator.level_count`; run by ``find_l3`` only when
 L3 is found), ``abstained`` or ``not run``; where the answer lies outside it the flags hold
-``level_disagreement``.
+``level_disagreement`` (and, where another of the network's runs is centred in the counted range, the answer moves there:
+``level_count_answer``).
 
 With ``--compare OLD_FILE`` every real scan is also scored with that model, and a table sets the
 two models' answers, L3 errors, shares of non-L3 slices scored >= 0.5 and flags side by side.
