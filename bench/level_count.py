@@ -32,6 +32,7 @@ from l3locator.level_count import LevelCount, count_levels
 from l3locator.phantoms import generate_phantom
 from l3locator.reading import load_ct
 from l3locator.volume import CTVolume
+from speed import resample_slices  # the speed benchmark's thin-slice volumes, the same way
 
 HELD_OUT_SEED = 1_000_000
 #: The counted real abdomen is also counted after linear interpolation to these slice counts
@@ -103,26 +104,12 @@ def real_rows() -> list[dict]:
         print(rows[-1], flush=True)
         if entry["file"] in COUNTED_L3:
             for num_slices in THIN_SLICE_COUNTS:
-                thin, scale = interpolated(volume, num_slices)
+                thin = resample_slices(volume, num_slices)
+                scale = (num_slices - 1) / (volume.num_slices - 1)
                 thin_truth = (int(round(truth[0] * scale)), int(round(truth[1] * scale)))
                 rows.append(row(f"{entry['file']} interpolated to {num_slices} slices", "real", thin, thin_truth, expected))
                 print(rows[-1], flush=True)
     return rows
-
-
-def interpolated(volume: CTVolume, num_slices: int) -> tuple[CTVolume, float]:
-    """``volume`` with ``num_slices`` slices over the same extent (HU linearly interpolated along
-    the stored slice axis, int16), and the factor from old slice indices to new ones."""
-    n = volume.num_slices
-    position = np.linspace(0.0, n - 1.0, num_slices)
-    below = np.floor(position).astype(np.int64)
-    above = np.minimum(below + 1, n - 1)
-    weight = (position - below)[:, None, None]
-    voxels = np.rint(volume.voxels[below] * (1.0 - weight) + volume.voxels[above] * weight).astype(np.int16)
-    scale = (num_slices - 1) / (n - 1)
-    matrix = volume.ijk_to_ras.copy()
-    matrix[:3, 2] /= scale
-    return CTVolume(voxels, matrix, source=f"{volume.source} x{scale:.2f}"), scale
 
 
 def budget_row() -> dict | None:
