@@ -192,7 +192,7 @@ def test_real_abdomen_count_holds_at_thinner_slices(shared_data, num_slices):
     position = np.linspace(0.0, n - 1.0, num_slices)
     below = np.floor(position).astype(int)
     above = np.minimum(below + 1, n - 1)
-    weight = (position - below)[:, None, None]
+    weight = (position - below).astype(np.float32)[:, None, None]
     voxels = np.rint(volume.voxels[below] * (1 - weight) + volume.voxels[above] * weight).astype(np.int16)
     matrix = volume.ijk_to_ras.copy()
     matrix[:3, 2] *= (n - 1) / (num_slices - 1)
