@@ -104,12 +104,14 @@ def default_batch_size(input_size: int, device: torch.device, precision: str = "
     On a CPU a batch whose activations outgrow the caches runs slower per slice. Measured on a
     2-core EPYC (ResNet18 and ResNet50, 128 and 224 px, eager and channels-last float32,
     bfloat16 autocast): batches of 8 were the fastest or within 15 % of it everywhere except
-    bfloat16 at 128 px, where 16 was 1.2x faster than 8; batches of 32 were up to 1.8x slower
-    than 8 (ResNet50 at 224 px, eager float32). A GPU wants big batches.
+    bfloat16 at 128 px and below; batches of 32 were up to 1.8x slower than 8 (ResNet50 at
+    224 px, eager float32). bfloat16 at 128 px, ms per slice at batches 8 / 16 / 32 / 48: the
+    shipped ResNet50 12.4 / 10.4 / 8.4 / 8.3, a ResNet18 - / 3.8 / 3.5 / -; at 64 px a ResNet50
+    2.9 / 2.4 at 16 / 32. A GPU wants big batches.
     """
     if device.type == "cuda":
         return 64
-    return 16 if precision == "bf16" and input_size <= 128 else 8
+    return 32 if precision == "bf16" and input_size <= 128 else 8
 
 
 class SliceClassifier:

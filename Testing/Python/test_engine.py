@@ -93,7 +93,7 @@ def test_auto_precision_is_fp32_off_cpu_and_validated():
 def test_batch_size_shrinks_with_the_input_on_a_cpu():
     cpu = torch.device("cpu")
     assert default_batch_size(224, cpu, "fp32") == default_batch_size(224, cpu, "bf16") == 8
-    assert default_batch_size(128, cpu, "bf16") == 16 and default_batch_size(128, cpu, "fp32") == 8
+    assert default_batch_size(128, cpu, "bf16") == 32 and default_batch_size(128, cpu, "fp32") == 8
     assert default_batch_size(224, torch.device("cuda"), "fp32") == 64
 
 
