@@ -246,6 +246,7 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not ensureDependencies("L3Locator"):
                 return
             from l3locator.engine import Cancelled
+            from l3locator.flags import explain
 
             volumeNode = self._parameterNode.inputVolume
             self.setBusy(True, f"Scoring the slices of {volumeNode.GetName()}…")
@@ -258,7 +259,7 @@ class L3LocatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             finally:
                 self.setBusy(False)
-            self.ui.resultLabel.text = "\n".join([self.logic.resultText(result), *result.warnings])
+            self.ui.resultLabel.text = "\n".join([self.logic.resultText(result), *explain(result.flags), *result.warnings])
             self._parameterNode.l3Markup = self.logic.getL3Markup(volumeNode)
             slicer.util.setSliceViewerLayers(background=volumeNode, fit=True)
             self.onJumpToL3()

@@ -69,12 +69,15 @@ def body_composition_line(measured: dict) -> str:
 
 def print_result(result: L3Result, outputs: dict[str, str], as_json: bool) -> None:
     """Print one result: strict JSON with its ``outputs``, or a summary line, its warnings and outputs."""
+    from .flags import explain
     from .outputs import to_json
 
     if as_json:
         print(to_json({**result.to_dict(), "outputs": outputs}))
         return
     print(summary_line(result))
+    for meaning in explain(result.flags):
+        print(f"  {meaning}")
     measured = result.extra.get("body_composition")
     if measured:
         print(f"  {body_composition_line(measured)}")

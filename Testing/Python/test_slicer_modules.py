@@ -112,6 +112,11 @@ def test_find_l3_correct_and_export_from_the_panel(session, makeWidget, L3Locato
 
     ui.findL3Button.click()
     assert ui.resultLabel.text.startswith("L3 at slice 19 (range 0–39 of 40)")
+    from l3locator.flags import explain
+
+    flags = L3Locator.markups.getL3Markup(volumeNode).GetAttribute("L3Locator.Flags")
+    assert flags  # the whole scan is one run touching both ends: flagged
+    assert ui.resultLabel.text.splitlines()[1:] == explain(flags.split(","))  # each flag in words, under the result
     markupNode = L3Locator.markups.getL3Markup(volumeNode)
     assert node.l3Markup is markupNode and ui.markupSelector.currentNode() is markupNode
     assert ui.progressBar.maximum == 40 and not ui.cancelButton.enabled and ui.findL3Button.enabled  # progress came in slices
