@@ -65,3 +65,14 @@ def test_shipped_model_answer_on_real_scans(shipped, scan):
     result = find_l3(path, shipped)
     assert_answer(result, PINNED_REAL[scan])
     assert result.warnings == []  # the real scans read cleanly
+
+
+@pytest.mark.parametrize("scan", sorted(PINNED_REAL))
+def test_fast_path_gives_the_exhaustive_answer_on_real_scans(shipped, scan):
+    """The speed claim's condition on real CT, level check included: same slice, range and flags."""
+    path = REAL / scan
+    if not path.exists():
+        pytest.skip(f"{path} absent (a clone without ../shared)")
+    fast, exhaustive = find_l3(path, shipped), find_l3(path, shipped, exhaustive=True)
+    assert (fast.l3_slice_index, fast.l3_slice_range, fast.flags) == (exhaustive.l3_slice_index, exhaustive.l3_slice_range, exhaustive.flags)
+    assert fast.confidence == pytest.approx(exhaustive.confidence, abs=CONFIDENCE_TOLERANCE)
