@@ -16,7 +16,7 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
    spine's period apart (the period, body plus disc, is the highest autocorrelation peak in 22–50 mm),
    each standing out from the bodies on both sides by :data:`MIN_DISC_DIP_HU` or more.
 3. **Sacrum anchor (from below).** Per slice, the width of the bone run through the body centre
-   in the band from 5 mm in front of to 16 mm behind the body centre: at S1 the sacral alae (and the iliac bones beyond the SI
+   in the band from 5 mm in front of to 16 mm behind the body centre (:data:`SACRUM_BAND_MM`): at S1 the sacral alae (and the iliac bones beyond the SI
    joints) make it at least :data:`SACRUM_WIDTH_RATIO` × the median vertebral body width. The
    top of the highest such stretch (>= 12 mm tall) is S1; the disc at it is L5/S1 (where that
    wedge-shaped disc shows no dip, the top of S1 stands in for it, when the next disc lies one
@@ -59,6 +59,9 @@ MIN_LENGTH_MM = 150.0
 MIN_DISC_DIP_HU = 25.0
 #: A slice is sacral when its bone run is this many times the median vertebral body width.
 SACRUM_WIDTH_RATIO = 1.8
+#: The sacral bone run is read in the rows from this far in front of to this far behind the body
+#: centre (mm): deep enough for the alae behind S1's body (12 mm lost them on thin slices).
+SACRUM_BAND_MM = (5.0, 16.0)
 #: Lateral reach (mm from the spine's midline) that a lumbar transverse process does not attain.
 RIB_REACH_MM = 55.0
 #: Radius (mm) of the opening that tells thick bone and contrast-filled organs from ribs.
@@ -248,7 +251,7 @@ def _sacrum_top(spine: _Spine, body_width_mm: float) -> float | None:
     coarse, step = spine.coarse, spine.step
     cpx = (spine.pixel_mm[0] * step, spine.pixel_mm[1] * step)
     wide = np.zeros(coarse.shape[0], bool)
-    band = (int(round(-5.0 / cpx[0])), int(round(16.0 / cpx[0])) + 1)
+    band = (int(round(-SACRUM_BAND_MM[0] / cpx[0])), int(round(SACRUM_BAND_MM[1] / cpx[0])) + 1)
     for k in range(coarse.shape[0]):
         r, c = int(round(spine.rows[k] / step)), int(round(spine.cols[k] / step))
         rows = coarse[k, max(r + band[0], 0) : max(r + band[1], 1)]
