@@ -29,8 +29,10 @@ from accuracy import SHARED_DATA, vertebra_templates
 from acrin_level_count import LEVELS as ACRIN_LEVELS
 from l3locator.atomic import write_atomically
 from l3locator.engine import ScanSlices, SliceClassifier
+from l3locator.locate import weighty_runs
 from l3locator.modelfile import L3Model, load_model
 from l3locator.phantoms import generate_phantom
+from l3locator.pipeline import find_l3
 from l3locator.reading import load_ct
 from l3locator.volume import CTVolume
 
@@ -123,6 +125,12 @@ def main() -> int:
             level = {v: k for k, v in LEVEL_NAMES.items()}[name]
             values = predict(features(volume, list(range(first, last + 1))))
             lines.append(f"| {name} | {first}–{last} | {values.mean():.2f} | {level} | {' '.join(f'{v:.1f}' for v in values)} |")
+        # The candidates the locate rule weighs there, each read by the probe: would the level pick the L3 run?
+        network_alone = find_l3(volume, model, exhaustive=True, anatomy_check=False, level_check=False)
+        lines += ["", "The network's candidate runs on ACRIN (locate rule, no checks; heaviest first) and the probe's "
+                  "mean level over each run's slices:", "", "| run | centre | mean estimate |", "|---|---|---|"]
+        for (first, last), centre in weighty_runs(np.asarray(network_alone.slice_probabilities), volume.slice_thickness, model.locate_rule):
+            lines.append(f"| {first}–{last} | {centre} | {predict(features(volume, list(range(first, last + 1)))).mean():.2f} |")
     else:
         print(f"note: {acrin} not found; real scan skipped", file=sys.stderr)
     text = "\n".join(lines) + "\n"
