@@ -211,3 +211,15 @@ def test_each_comparison_at_its_limit_is_marked_uncertain(kind):
     marked = uncertain_slices(p, bounds, 1.0, rule)
     assert marked[deciding].all()  # the run whose mass decides is marked whole
     assert not marked[:10].any() and not marked[31:50].any() and not marked[71:].any()  # and nothing off the runs
+
+
+def test_weighty_runs_are_the_runs_the_rule_weighs_heaviest_first():
+    from l3locator.locate import weighty_runs
+
+    rule = LocateRule(smoothing_mm=0.0, threshold=0.5, min_mass_mm=5.0)
+    p = np.zeros(40)
+    p[2:5] = 0.9    # 3 slices, 8.1 mm of mass at 3 mm: kept
+    p[10:21] = 0.8  # 11 slices, 26.4 mm: the heaviest
+    p[30] = 0.9     # 1 slice, 2.7 mm: below min_mass_mm
+    assert weighty_runs(p, 3.0, rule) == [((10, 20), 15), ((2, 4), 3)]
+    assert locate_l3(p, 3.0, rule).slice_range == (10, 20)  # the first of them is the rule's answer
