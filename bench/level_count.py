@@ -20,31 +20,26 @@ slice repeated five times, 0.85 mm apart) against the 0.3 s budget.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from l3locator.labels import l3_range_from_vertebra_map
 from l3locator.level_count import LevelCount, count_levels
 from l3locator.phantoms import generate_phantom
 from l3locator.reading import load_ct
 from l3locator.volume import CTVolume
+from accuracy import COUNTED_L3, HELD_OUT_SEED, SHARED_DATA, real_cases  # the real scans and their truth, as the accuracy benchmark reads them
 from speed import resample_slices  # the speed benchmark's thin-slice volumes, the same way
 
-HELD_OUT_SEED = 1_000_000
 #: The counted real abdomen is also counted after linear interpolation to these slice counts
 #: (4.25 mm → about 2.8, 1.4 and 0.8 mm): thin slices are where classical counting goes wrong.
 THIN_SLICE_COUNTS = (150, 300, 500)
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 #: Held-out phantom mix: (extent, slice thickness mm, variant or None = drawn), cycled over the seeds.
 PHANTOM_MIX = (("abdomen", 5.0, None), ("abdomen", 2.5, None), ("whole_body", 3.0, None), ("abdomen", 1.25, None),
                ("chest", 3.0, None), ("l3_edge", 2.5, None), ("abdomen", 2.5, "11_ribs"), ("abdomen", 3.0, "13_ribs"),
                ("abdomen", 2.5, "lumbarised"), ("abdomen", 3.0, "sacralised"), ("abdomen", 1.0, None), ("whole_body", 5.0, None))
-#: L3 counted by hand where ../shared gives no label (bench/results/acrin_level_count.md).
-COUNTED_L3 = {"real/acrin_flt_breast001_abdomen_ct.nii.gz": (47, 54)}
 
 
 def verdict(count: LevelCount, truth: tuple[int, int] | None) -> str:
@@ -89,25 +84,19 @@ def phantom_rows(count: int, shape_ij: int) -> list[dict]:
 
 
 def real_rows() -> list[dict]:
-    manifest = SHARED_DATA / "manifest.json"
-    if not manifest.is_file():
-        print(f"note: {manifest} not found; real scans skipped", file=sys.stderr)
-        return []
+    """Every real scan of ``accuracy.real_cases`` (the same truth: label maps, or the hand count),
+    and the hand-counted abdomen again at thinner slices."""
     rows = []
-    for entry in json.loads(manifest.read_text()):
-        if not entry.get("file"):
-            continue
-        volume = load_ct(SHARED_DATA / entry["file"])
-        truth = l3_range_from_vertebra_map(load_ct(SHARED_DATA / entry["labels"]).voxels) if entry.get("labels") else COUNTED_L3.get(entry["file"])
-        expected = "right" if entry["file"] in COUNTED_L3 else "abstain"  # the others lack the sacrum (or L3 entirely)
-        rows.append(row(entry["file"], "real", volume, truth, expected))
+    for case in real_cases():
+        expected = "right" if case.name in COUNTED_L3 else "abstain"  # the others lack the sacrum (or L3 entirely)
+        rows.append(row(case.name, "real", case.volume, case.truth_range, expected))
         print(rows[-1], flush=True)
-        if entry["file"] in COUNTED_L3:
+        if case.name in COUNTED_L3:
             for num_slices in THIN_SLICE_COUNTS:
-                thin = resample_slices(volume, num_slices)
-                scale = (num_slices - 1) / (volume.num_slices - 1)
-                thin_truth = (int(round(truth[0] * scale)), int(round(truth[1] * scale)))
-                rows.append(row(f"{entry['file']} interpolated to {num_slices} slices", "real", thin, thin_truth, expected))
+                thin = resample_slices(case.volume, num_slices)
+                scale = (num_slices - 1) / (case.volume.num_slices - 1)
+                thin_truth = (int(round(case.truth_range[0] * scale)), int(round(case.truth_range[1] * scale)))
+                rows.append(row(f"{case.name} interpolated to {num_slices} slices", "real", thin, thin_truth, expected))
                 print(rows[-1], flush=True)
     return rows
 
