@@ -157,6 +157,13 @@ def run_phantoms(args: argparse.Namespace) -> int:
         seed = args.first_seed + n
         phantom = generate_phantom(seed, shape_ij=(args.size, args.size), slice_thickness_mm=args.thickness, extent=args.extent,
                                    vertebra_templates=templates)
+        if args.spine_crop:
+            from .phantoms.crops import crop_around_spine, crop_generator
+
+            try:
+                phantom = crop_around_spine(phantom, crop_generator(seed))
+            except ValueError as exc:
+                raise InputError(f"--spine-crop, seed {seed}: {exc}") from exc
         paths = write_phantom_case(phantom, args.output_dir, f"phantom{seed:06d}")
         where = f"L3 slices {phantom.l3_range[0]}-{phantom.l3_range[1]}" if phantom.l3_range else "no L3"
         print(f"[{n + 1}/{args.count}] {paths['ct']}: {phantom.volume.num_slices} slices, {where}", file=sys.stderr)
@@ -204,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     phantoms.add_argument("--vertebra-template", metavar="MASK",
                           help="NIfTI vertebra label map (VerSe ids, e.g. a VerSe mask T9-L5): paint the levels it holds "
                           "with their real shapes instead of the analytic ones")
+    phantoms.add_argument("--spine-crop", action="store_true",
+                          help="write a tight crop around the lumbar spine of each phantom (80-180 mm across, 50-150 mm long, "
+                          "extra noise): spine-only fields of view for training; use with an extent that shows the lumbar spine")
     phantoms.set_defaults(run=run_phantoms)
 
     add_training_subcommands(commands)

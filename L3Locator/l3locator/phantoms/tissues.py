@@ -30,8 +30,11 @@ def tissue_fractions(phantom: Phantom, slice_index: int) -> np.ndarray:
 
     Raises:
         IndexError: ``slice_index`` is not a slice of the phantom.
+        ValueError: the phantom is a spine crop (:mod:`~l3locator.phantoms.crops`), whose grid is not the scene's.
     """
     p = phantom.params
+    if "crop" in p:
+        raise ValueError("a spine crop has no body-composition truth: its grid is not the rendered scene's")
     num_slices = int(p["num_slices"])
     if not 0 <= slice_index < num_slices:
         raise IndexError(f"slice {slice_index} is outside the phantom's {num_slices} slices")
