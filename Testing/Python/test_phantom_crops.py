@@ -53,7 +53,7 @@ def test_crop_adds_the_drawn_noise(abdomen):
 def test_crops_mostly_hold_l3_but_not_always(abdomen):
     crops = [crop_around_spine(abdomen, crop_generator(seed)) for seed in range(40)]
     with_l3 = sum(c.l3_range is not None for c in crops)
-    assert 20 <= with_l3 <= 39
+    assert 10 <= with_l3 <= 36
     assert all(("L3" in c.level_ranges) == (L3_LABEL in c.vertebra_labels) for c in crops)
 
 

@@ -42,7 +42,8 @@ Modules
 muscle, IMAT, VAT and SAT areas of a slice, repainted on request); the patient: ``vertebrae``, ``patient``, ``torso``;
 the anatomy in painting order (``anatomy``): ``body``, ``abdomen``, ``chest``,
 ``vessels``, ``retroperitoneum``, ``spine`` (with ``vertebra_templates``), ``ribcage``, ``pelvis``; drawing: ``shapes``,
-``canvas``; the acquisition: ``scan``, ``scanner``.
+``canvas``; the acquisition: ``scan``, ``scanner``; after rendering: ``crops`` (a tight crop around the
+spine, :func:`~l3locator.phantoms.crops.crop_around_spine`).
 
 Vertebra labels and variants
 ----------------------------

@@ -33,7 +33,7 @@ CENTRE_SHIFT_FRACTION = 0.15
 #: Length of the crop along the body axis (mm).
 LENGTH_MM = (50.0, 150.0)
 #: Probability that the crop is placed about L3 (else anywhere on T11-L5).
-P_ABOUT_L3 = 0.75
+P_ABOUT_L3 = 0.35
 #: Standard deviation of the added noise (HU).
 EXTRA_NOISE_HU = (0.0, 60.0)
 #: VerSe ids whose voxels place the crop (T11 to L5).
