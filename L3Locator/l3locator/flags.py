@@ -1,6 +1,7 @@
 """What each result flag means, in words for the person reviewing the answer.
 
-Flags are set by the locate rule (:mod:`l3locator.locate`) and the level check
+Flags are set by the locate rule (:mod:`l3locator.locate`), the field-of-view check
+(:func:`l3locator.pipeline.flag_small_field_of_view`) and the level check
 (:func:`l3locator.pipeline.check_level`); results, JSON and CSV carry their names, and the shells
 (the Slicer module's results line, the CLI's text line) show these sentences beside them.
 """
@@ -17,6 +18,8 @@ FLAG_MEANINGS: dict[str, str] = {
     "low_confidence": "Low confidence: check the slice by eye.",
     "level_disagreement": ("Counting vertebrae from the sacrum and the lowest ribs puts L3 on another "
                            "level than the network's strongest candidate."),
+    "small_field_of_view": ("The slices are under 200 mm across (a crop?): the model knows whole-body fields of view, "
+                            "so neither its answer nor finding no L3 is reliable here."),
     "level_count_answer": ("The answer is the L3 of that vertebra count, where the network also saw L3; "
                            "check the level."),
 }

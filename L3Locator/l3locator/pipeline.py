@@ -18,7 +18,13 @@ from .level_count import LevelCount, count_levels, disagrees, lowered_confidence
 from .locate import LocateRule, locate_l3, weighty_runs
 from .modelfile import L3Model, load_model
 from .reading import check_volume, load_ct
+from .reading.checks import in_plane_extent_mm
 from .volume import AXIS_NAMES, CTVolume
+
+#: An axial field of view narrower than this (mm, either side) is a crop, not a body: the models are
+#: trained on 330-500 mm, and on the real 110 mm spine crop in ../shared no model tried here could
+#: place L3 (bench/results/ablation_crops.md).
+SMALL_FIELD_OF_VIEW_MM = 200.0
 
 
 @dataclass
@@ -87,6 +93,8 @@ def result_from_probabilities(
 
     ``anatomy_check``: reject candidates whose centre slice shows lungs (:mod:`l3locator.anatomy`).
     ``level_check``: when L3 is found, count the vertebrae (:func:`check_level`).
+    A slice narrower than :data:`SMALL_FIELD_OF_VIEW_MM` is flagged ``small_field_of_view``, found or
+    not, and an answer's confidence is lowered as for a level disagreement (:func:`flag_small_field_of_view`).
     The result's ``input`` is ``input_name`` (default: ``volume.source``); its ``warnings`` are
     ``volume.metadata["warnings"]`` (what the reader and :func:`check_volume` noticed).
     """
@@ -112,9 +120,23 @@ def result_from_probabilities(
         warnings=[str(warning) for warning in volume.metadata.get("warnings", [])],
     )
     result.extra["level_count"] = None
+    if min(in_plane_extent_mm(volume)) < SMALL_FIELD_OF_VIEW_MM:
+        flag_small_field_of_view(result, rule)
     if level_check and result.l3_found:
         check_level(result, volume, count_levels(volume), probabilities, rule, reject)
     return result
+
+
+def flag_small_field_of_view(result: L3Result, rule: LocateRule) -> None:
+    """Flag ``result`` as coming from a crop (``small_field_of_view``), in place: whether L3 was found
+    or not, neither is reliable there. A found answer's confidence is halved (at most 0.3, as for a
+    level disagreement) and ``low_confidence`` added below ``rule.low_confidence``."""
+    result.flags.append("small_field_of_view")
+    if not result.l3_found:
+        return
+    result.confidence = lowered_confidence(result.confidence)
+    if result.confidence < rule.low_confidence and "low_confidence" not in result.flags:
+        result.flags.append("low_confidence")
 
 
 def check_level(result: L3Result, volume: CTVolume, count: LevelCount, probabilities: np.ndarray, rule: LocateRule,

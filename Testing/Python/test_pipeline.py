@@ -30,15 +30,16 @@ CONTRACT_KEYS = {
 }
 
 
-def body_volume(slices: int = 20, thickness: float = 3.0) -> CTVolume:
-    """An ellipse of soft tissue with a bone disc, in air; LPS-like matrix (negative x, y)."""
+def body_volume(slices: int = 20, thickness: float = 3.0, pixel_mm: float = 8.0) -> CTVolume:
+    """An ellipse of soft tissue with a bone disc, in air; LPS-like matrix (negative x, y); 8 mm pixels by
+    default, so the slice spans a body-sized 384 x 320 mm (a smaller one is flagged ``small_field_of_view``)."""
     yy, xx = np.mgrid[:48, :40]
     body = ((yy - 24) / 20.0) ** 2 + ((xx - 20) / 17.0) ** 2 < 1
     spine = ((yy - 34) ** 2 + (xx - 20) ** 2) < 16
     slice_ = np.where(body, 40, -1000).astype(np.int16)
     slice_[spine] = 700
     voxels = np.repeat(slice_[None], slices, axis=0)
-    matrix = np.array([[-0.8, 0, 0, 10.0], [0, -0.8, 0, 20.0], [0, 0, thickness, -300.0], [0, 0, 0, 1]])
+    matrix = np.array([[-pixel_mm, 0, 0, 10.0], [0, -pixel_mm, 0, 20.0], [0, 0, thickness, -300.0], [0, 0, 0, 1]])
     return CTVolume(voxels, matrix, source="body")
 
 
@@ -113,6 +114,21 @@ def test_no_evidence_is_reported_as_not_found():
     result = result_from_probabilities(volume, np.full(30, 0.05), model_name="m", seconds=0.1)
     assert not result.l3_found and result.flags == ["no_l3_found"]
     assert result.l3_position_ras is None and result.to_dict()["l3_slice_range"] is None
+
+
+def test_a_crop_sized_field_of_view_is_flagged_found_or_not():
+    probabilities = np.full(30, 0.01)
+    probabilities[10:19] = 0.95
+    body = result_from_probabilities(body_volume(slices=30), probabilities, model_name="m", seconds=0.1)
+    assert body.l3_found and "small_field_of_view" not in body.flags and body.confidence > 0.6
+    # 40 x 48 pixels of 4.9 mm: 196 mm across, just under the limit; 5 mm pixels: 200 mm, not flagged.
+    crop = result_from_probabilities(body_volume(slices=30, pixel_mm=4.9), probabilities, model_name="m", seconds=0.1)
+    assert crop.l3_slice_index == body.l3_slice_index and crop.flags[-2:] == ["small_field_of_view", "low_confidence"]
+    assert crop.confidence == pytest.approx(min(body.confidence / 2, 0.3))
+    edge = result_from_probabilities(body_volume(slices=30, pixel_mm=5.0), probabilities, model_name="m", seconds=0.1)
+    assert "small_field_of_view" not in edge.flags
+    nothing = result_from_probabilities(body_volume(slices=30, pixel_mm=2.0), np.full(30, 0.05), model_name="m", seconds=0.1)
+    assert nothing.flags == ["no_l3_found", "small_field_of_view"] and nothing.confidence == 0.0
 
 
 def test_single_slice_and_non_ct_are_rejected():

