@@ -13,8 +13,8 @@ every batch-norm layer's population mean and variance become the mixture of the 
 
 (``w = 0``: the model as shipped; ``w = 1``: AdaBN). The scan's statistics are the cumulative
 average over all its slices, in batches of 32, as :mod:`l3locator.training.bn_statistics` does for
-training slices. Each scan is then scored exhaustively and answered as ``find_l3`` answers
-(:func:`~l3locator.pipeline.result_from_probabilities`, with the lung check and the vertebra count).
+training slices. Each scan is then answered as ``l3locator find --exhaustive`` answers (:func:`accuracy.evaluate_case`:
+the locate rule, the lung check and the vertebra count).
 Scans: the real ones in ../shared and the first ``--phantoms`` held-out phantoms of
 ``bench/accuracy.py`` (same seeds). The model is not changed on disk; this is a measurement.
 """
@@ -30,12 +30,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from accuracy import Case, phantom_cases, real_cases, truth_text, vertebra_templates
-from l3locator.engine import ScanSlices, score_volume
+from accuracy import Case, evaluate_case, phantom_cases, real_cases, truth_text, vertebra_templates
+from l3locator.engine import ScanSlices
 from l3locator.modelfile import L3Model, load_model
-from l3locator.pipeline import result_from_probabilities
 
 BATCH = 32
+#: The hand-written section of the report, kept when the script rewrites it.
+READING = "## Reading"
 
 
 def batch_norms(network: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
@@ -72,19 +73,10 @@ def mixed_model(model: L3Model, statistics: list[tuple[torch.Tensor, torch.Tenso
 
 
 def row(model: L3Model, case: Case, weight: float, statistics) -> list[str]:
-    scoring = mixed_model(model, statistics, weight) if weight else model
-    probabilities = score_volume(scoring, case.volume)
-    found = result_from_probabilities(case.volume, probabilities, model_name=model.name, seconds=0.0, rule=model.locate_rule, level_check=True)
-    outside = np.ones(len(probabilities), dtype=bool)
-    error = ""
-    if case.truth_range is not None:
-        first, last = case.truth_range
-        outside[first : last + 1] = False
-        if found.l3_found:
-            error = f"{abs(found.l3_slice_index - (first + last) / 2):.1f}"
-    answer = found.l3_slice_index if found.l3_found else "none"
-    return [case.name, truth_text(case), f"{weight:g}", str(answer), error, f"{found.confidence:.2f}", ";".join(found.flags) or "-",
-            f"{np.mean(probabilities[outside] >= 0.5):.3f}"]
+    """One table row: the case answered as ``find_l3 --exhaustive`` with the mixed statistics."""
+    found = evaluate_case(mixed_model(model, statistics, weight) if weight else model, case)
+    return [case.name, truth_text(case), f"{weight:g}", str(found["predicted"]), str(found["error_slices"]), f"{found['confidence']:.2f}",
+            found["flags"], f"{found['non_l3_slices_ge_0.5']:.3f}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     report = ["# Test-time batch-norm statistics (issue 16)", "",
               f"Command: `python bench/test_time_bn.py {' '.join(argv if argv is not None else sys.argv[1:])}`  ",
               f"Model: `{model.name}`; {time.perf_counter() - started:.0f} s on this machine. Method: this script's docstring.", "", *lines, ""]
-    Path(args.output).write_text("\n".join(report), encoding="utf-8")
+    output = Path(args.output)
+    kept = output.read_text(encoding="utf-8").partition(READING)[2] if output.is_file() else ""
+    output.write_text("\n".join(report) + (f"\n{READING}{kept}" if kept else ""), encoding="utf-8")
     return 0
 
 
