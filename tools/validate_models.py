@@ -91,7 +91,9 @@ def summary(answers: list, which: int, negatives_name: str = "chest") -> str:
         errors.append(abs(found.l3_slice_index - (truth[0] + truth[1]) / 2) if found.l3_found else np.nan)
         low += "low_confidence" in found.flags
     e = np.array(errors, dtype=float)
-    return (f"mean {np.nanmean(e):.2f}  median {np.nanmedian(e):.2f}  max {np.nanmax(e):.1f}  missed {int(np.isnan(e).sum())}/{len(e)}"
+    found_e = e[~np.isnan(e)]
+    spread = f"mean {found_e.mean():.2f}  median {np.median(found_e):.2f}  max {found_e.max():.1f}" if found_e.size else "mean -  median -  max -"
+    return (f"{spread}  missed {int(np.isnan(e).sum())}/{len(e)}"
             f"  {negatives_name} flagged {negatives_flagged}/{negatives}  low_confidence {low}")
 
 

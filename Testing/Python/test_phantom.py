@@ -119,7 +119,7 @@ def test_ribs_only_on_thoracic_levels(whole_body):
     ph = whole_body
     assert ph.params["rib_bearing"] == [f"T{n}" for n in range(1, 13)]
     assert _lateral_bone(ph, _mid(ph.body_ranges, "T8")) >= 6
-    for name in ("L2", "L3", "L4"):
+    for name in ("L2", "L3"):  # not L4: the iliac crests may reach its middle, as in real patients
         assert _lateral_bone(ph, _mid(ph.body_ranges, name)) == 0, name
 
 
@@ -255,9 +255,9 @@ def test_write_phantom_case_as_nrrd_reads_back_in_the_same_geometry(tmp_path, ab
 # floating-point noise between platforms (a voxel rounding the other way), not a changed organ or level.
 PINNED = [
     # seed, extent, shape, l3_range, L3 slices (any label), mean HU, fraction > 300 HU, L3 voxels, labelled voxels, pixel mm
-    (3, "abdomen", (73, 64, 64), (36, 42), (35, 43), -572.527, 0.00840, 288, 2593, 6.805),
-    (4, "whole_body", (140, 64, 64), (44, 50), (43, 51), -757.006, 0.01270, 220, 3149, 7.4312),
-    (8, "l3_edge", (33, 64, 64), (30, 32), (29, 32), -663.197, 0.00236, 91, 1405, 6.9943),
+    (3, "abdomen", (73, 64, 64), (36, 42), (35, 43), -572.344, 0.00846, 288, 2593, 6.805),
+    (4, "whole_body", (140, 64, 64), (44, 50), (43, 51), -756.792, 0.01290, 220, 3149, 7.4312),
+    (8, "l3_edge", (33, 64, 64), (30, 32), (29, 32), -662.456, 0.00256, 91, 1405, 6.9943),
 ]
 
 

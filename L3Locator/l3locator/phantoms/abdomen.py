@@ -38,7 +38,7 @@ def upper_abdomen(patient: Patient) -> tuple[list[Item], Diaphragm]:
     a_ref, front_ref = float(ref.cavity_half_width_mm), float(ref.cavity_front_mm)
     y_spine = float(torso.spine_y(last_t.mid_mm))
     diaphragm = _draw_diaphragm(patient)
-    liver_tip = l2.top_mm + uniform(rng, -25.0, 10.0)
+    liver_tip = l2.top_mm + uniform(rng, -80.0, 15.0)  # from L1 down to L4 (a Riedel's lobe reaches the crest)
     patient.params["liver_tip_mm"] = round(liver_tip, 1)
     z_dome = diaphragm.right_dome_z_mm + 10.0
 

@@ -102,7 +102,7 @@ class Patient:
         z_s1 = last_l.bottom_mm - last_l.disc_mm
         self.sacrum_top_mm = z_s1
         self.femoral_heads_mm = z_fh = z_s1 - uniform(rng, 85.0, 105.0) * p["scale_z"]
-        self.iliac_crest_mm = last_l.top_mm + uniform(rng, -5.0, 15.0)
+        self.iliac_crest_mm = last_l.top_mm + uniform(rng, -10.0, 40.0)  # from the last lumbar body's top up to mid L4
         mid_l = lum[len(lum) // 2]
         lord = p["lordosis_mm"]
         kyph = p["kyphosis_mm"]

@@ -15,7 +15,8 @@ def kidneys_and_crura(patient: Patient) -> list[Item]:
     """Kidneys (left higher; cortex, medulla, sinus fat) and the diaphragmatic crura hugging the aorta."""
     rng, hu = patient.rng, patient.hu
     lumbar, l1, last_t = patient.lumbar, patient.lumbar[0], patient.thoracic[-1]
-    zc_left = lumbar[1].top_mm - uniform(rng, -5.0, 15.0)
+    # left kidney's centre from mid L1 to the L2/L3 disc (real kidneys sit a level higher or lower between patients)
+    zc_left = lumbar[1].top_mm - uniform(rng, -35.0, 45.0)
     zc_right = zc_left - uniform(rng, 5.0, 20.0)
     patient.params["kidney_centres_mm"] = [round(zc_right, 1), round(zc_left, 1)]
     items: list[Item] = []

@@ -16,7 +16,7 @@ def great_vessels(patient: Patient, diaphragm: Diaphragm, chest: ChestLandmarks)
     z_heart, hz_heart, y_heart = chest.heart_z_mm, chest.heart_half_height_mm, chest.heart_y_mm
     # descending + abdominal aorta, bifurcating near L4
     l4 = patient.lumbar[3] if len(patient.lumbar) >= 5 else patient.lumbar[-1]
-    z_bifurcation = l4.mid_mm + uniform(rng, -12.0, 12.0)
+    z_bifurcation = l4.mid_mm + uniform(rng, -30.0, 30.0)  # L3/L4 disc to the top of L5
     patient.params["aortic_bifurcation_mm"] = round(z_bifurcation, 1)
     pts = []
     z_arch = t4.top_mm + uniform(rng, 0.0, 10.0)
