@@ -1,6 +1,7 @@
-"""Phantom landmarks a network could count from (kidneys, liver tip, iliac crests, aortic bifurcation)
-must vary in level between patients as much as real ones do, or the network learns them as a
-shortcut to L3 instead of looking at the vertebra (issue 16)."""
+"""Phantom landmarks a network could count from (here the kidneys, the liver tip and the iliac
+crests; the aortic bifurcation was widened likewise) must vary in level between patients as much as
+real ones do, or the network learns them as a shortcut to L3 instead of looking at the vertebra
+(issue 16)."""
 
 from __future__ import annotations
 
