@@ -145,6 +145,8 @@ def run_phantoms(args: argparse.Namespace) -> int:
 
     if args.extent not in EXTENTS:
         raise InputError(f"--extent must be one of {', '.join(EXTENTS)}, not {args.extent!r}")
+    if not 0.0 <= args.deal_shapes <= 1.0 or (args.deal_shapes and not args.vertebra_template):
+        raise InputError("--deal-shapes takes a share in [0, 1] and needs --vertebra-template")
     templates = None
     if args.vertebra_template:
         from .phantoms.vertebra_templates import VertebraTemplates
@@ -156,7 +158,7 @@ def run_phantoms(args: argparse.Namespace) -> int:
     for n in range(args.count):
         seed = args.first_seed + n
         phantom = generate_phantom(seed, shape_ij=(args.size, args.size), slice_thickness_mm=args.thickness, extent=args.extent,
-                                   vertebra_templates=templates)
+                                   vertebra_templates=templates, deal_shapes_rate=args.deal_shapes)
         if args.spine_crop:
             from .phantoms.crops import crop_around_spine, crop_generator
 
@@ -211,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     phantoms.add_argument("--vertebra-template", metavar="MASK",
                           help="NIfTI vertebra label map (VerSe ids, e.g. a VerSe mask T9-L5): paint the levels it holds "
                           "with their real shapes instead of the analytic ones")
+    phantoms.add_argument("--deal-shapes", type=float, default=0.0, metavar="SHARE",
+                          help="share of phantoms whose L2, L3 and L4 take the template's shapes of those levels in a random "
+                          "order, so that one patient's L3 shape is not the mark of L3 (default 0; needs --vertebra-template)")
     phantoms.add_argument("--spine-crop", action="store_true",
                           help="write a tight crop around the lumbar spine of each phantom (80-180 mm across, 50-150 mm long, "
                           "extra noise): spine-only fields of view for training; use with an extent that shows the lumbar spine")

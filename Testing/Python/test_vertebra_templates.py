@@ -87,3 +87,41 @@ def test_a_templated_phantom_keeps_its_anatomy_and_labels(verse_templates):
         middle = (low + high) // 2
         bone = templated.volume.voxels[middle][templated.vertebra_labels[middle] > 0]
         assert np.median(bone) > 100  # the painted template is bone where it is labelled
+
+
+def test_dealt_shapes_are_a_permutation_of_L2_to_L4(tmp_path):
+    write_box_spine(tmp_path / "boxes.nii.gz", heights_mm=(22, 26, 30))
+    templates = VertebraTemplates.from_mask(tmp_path / "boxes.nii.gz")
+    deals = [templates.with_shapes_dealt(np.random.default_rng(seed)) for seed in range(12)]
+    for dealt in deals:
+        assert sorted(dealt.for_vertebra(n).name for n in ("L2", "L3", "L4")) == ["L2", "L3", "L4"]
+        assert dealt.templates is templates.templates  # the shapes are shared, not copied
+    assert {dealt.for_vertebra("L3").name for dealt in deals} == {"L2", "L3", "L4"}  # L3 takes every shape
+    assert templates.for_vertebra("L3").name == "L3"  # the original is left as it was
+
+
+def test_shapes_are_not_dealt_when_a_level_is_missing(tmp_path):
+    write_box_spine(tmp_path / "boxes.nii.gz")
+    templates = VertebraTemplates.from_mask(tmp_path / "boxes.nii.gz")
+    assert templates.with_shapes_dealt(np.random.default_rng(0), ("L3", "L4", "L5")) is templates  # L5 is not in the mask
+
+
+def test_dealing_shapes_changes_the_spine_and_nothing_else(verse_templates):
+    kwargs = dict(shape_ij=(96, 96), slice_thickness_mm=5.0, extent="abdomen", vertebra_templates=verse_templates)
+    own = generate_phantom(11, **kwargs)
+    assert own.params == generate_phantom(11, deal_shapes_rate=0.0, **kwargs).params
+    dealt = next(p for seed in range(11, 40) if (p := generate_phantom(seed, deal_shapes_rate=1.0, **kwargs)).params["vertebra_shapes_dealt"]["L3"] != "L3")
+    mine = generate_phantom(dealt.params["seed"], **kwargs)
+    assert sorted(dealt.params["vertebra_shapes_dealt"].values()) == ["L2", "L3", "L4"]
+    assert {k: v for k, v in dealt.params.items() if k != "vertebra_shapes_dealt"} == mine.params  # same patient and scan
+    assert dealt.l3_range == mine.l3_range
+    bone = (dealt.vertebra_labels > 0) | (mine.vertebra_labels > 0)
+    differs = dealt.volume.voxels != mine.volume.voxels
+    assert differs[bone].mean() > 20 * differs[~bone].mean()  # the vertebrae (and their partial volume) changed
+    above_l1 = mine.body_ranges["T12"][1] + 1
+    assert differs.any() and not differs[above_l1:].any()  # the thorax above is untouched
+
+
+def test_the_phantoms_command_refuses_dealing_without_a_template(tmp_path, capsys):
+    assert main(["phantoms", str(tmp_path / "out"), "--count", "1", "--deal-shapes", "0.5"]) == 2
+    assert "--deal-shapes" in capsys.readouterr().err

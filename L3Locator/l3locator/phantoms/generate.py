@@ -101,6 +101,8 @@ class Scene:
         items: what is painted, in painting order (the table first when there is one).
         canvas: the slice canvas (texture drawn, diaphragm set).
         noise_rng: the noise generator, after the texture's draw (the reconstruction draws next).
+        shapes_dealt: level -> level whose real shape paints it, where the template shapes were
+            dealt (:meth:`~l3locator.phantoms.vertebra_templates.VertebraTemplates.with_shapes_dealt`).
     """
 
     patient: Patient
@@ -116,13 +118,20 @@ class Scene:
     items: list[Item]
     canvas: Canvas
     noise_rng: np.random.Generator
+    shapes_dealt: dict[str, str] = field(default_factory=dict)
 
 
 def build_scene(seed: int, ni: int, nj: int, slice_thickness_mm: float | None, pixel_spacing_mm: float | None, extent: str,
-                noise_hu: float | None, variant: str | None, templates: VertebraTemplates | None = None) -> Scene:
+                noise_hu: float | None, variant: str | None, templates: VertebraTemplates | None = None,
+                deal_shapes_rate: float = 0.0) -> Scene:
     """Draw the patient and the acquisition from ``seed`` and lay out the items and the canvas
     (arguments as :func:`generate_phantom`'s, checked); the same seed and arguments give the same scene."""
-    anatomy_rng, acquisition_rng, noise_rng, pose_rng = np.random.default_rng(seed).spawn(4)
+    # the fifth stream is drawn only for the shapes: the first four are the same as without it
+    anatomy_rng, acquisition_rng, noise_rng, pose_rng, shape_rng = np.random.default_rng(seed).spawn(5)
+    shapes_dealt: dict[str, str] = {}
+    if templates is not None and shape_rng.random() < deal_shapes_rate:
+        templates = templates.with_shapes_dealt(shape_rng)
+        shapes_dealt = dict(templates.shape_of)
     drawn_variant = draw_variant(anatomy_rng)
     patient = Patient(anatomy_rng, variant or drawn_variant)
     acq = draw_acquisition(acquisition_rng)
@@ -146,13 +155,13 @@ def build_scene(seed: int, ni: int, nj: int, slice_thickness_mm: float | None, p
 
     canvas = Canvas(ni, nj, px, math.radians(patient.params["roll_deg"]), offset, thickness, texture_field(noise_rng, nj, ni, px))
     canvas.diaphragm = diaphragm
-    return Scene(patient, acq, extent, thickness, noise, px, arms_down, z_lo, n, edge, items, canvas, noise_rng)
+    return Scene(patient, acq, extent, thickness, noise, px, arms_down, z_lo, n, edge, items, canvas, noise_rng, shapes_dealt)
 
 
 def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice_thickness_mm: float | None = None,
                      pixel_spacing_mm: float | None = None, extent: str = "abdomen", noise_hu: float | None = None,
                      variant: str | None = None, superior_first: bool = False,
-                     vertebra_templates: VertebraTemplates | None = None) -> Phantom:
+                     vertebra_templates: VertebraTemplates | None = None, deal_shapes_rate: float = 0.0) -> Phantom:
     """Draw a synthetic CT scan and its vertebra labels from ``seed`` (same seed, same voxels).
 
     Args:
@@ -171,12 +180,18 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
         superior_first: store slices head-first (``k`` toward inferior); ranges then count stored slices.
         vertebra_templates: real vertebra shapes for the levels they hold (None: analytic shapes
             everywhere); the same seed draws the same patient either way.
+        deal_shapes_rate: share of phantoms (a draw per seed) whose L2-L4 take the template shapes
+            of those three levels in a random order (``params["vertebra_shapes_dealt"]`` says
+            which); 0 paints each level with its own. Needs ``vertebra_templates``; the rest of
+            the phantom is the same either way.
 
     Returns:
         A :class:`Phantom` with int16 HU voxels ``[k, j, i]`` and its uint8 VerSe label map.
     """
     ni, nj = _checked_size(shape_ij, extent, variant, slice_thickness_mm, pixel_spacing_mm)
-    scene = build_scene(seed, ni, nj, slice_thickness_mm, pixel_spacing_mm, extent, noise_hu, variant, vertebra_templates)
+    if not 0.0 <= deal_shapes_rate <= 1.0:
+        raise ValueError(f"deal_shapes_rate must be in [0, 1], got {deal_shapes_rate}")
+    scene = build_scene(seed, ni, nj, slice_thickness_mm, pixel_spacing_mm, extent, noise_hu, variant, vertebra_templates, deal_shapes_rate)
     patient, acq, canvas, px, thickness = scene.patient, scene.acquisition, scene.canvas, scene.pixel_mm, scene.thickness_mm
     z_lo, n = scene.lowest_z_mm, scene.num_slices
     z_hi = z_lo + (n - 1) * thickness
@@ -198,6 +213,7 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
         **{k: v for k, v in patient.params.items() if k != "variant"},
         "vertebral_bodies_ras_z_mm": {v.name: [v.bottom_mm + shift[2], v.top_mm + shift[2]] for v in patient.vertebrae},
         "ras_z_shift_mm": shift[2],
+        **({"vertebra_shapes_dealt": scene.shapes_dealt} if scene.shapes_dealt else {}),
     }
     volume = CTVolume(voxels, ijk_to_ras, source=f"phantom:{seed}", metadata={"modality": "CT", "phantom": True})
     return Phantom(volume=volume, vertebra_labels=labels, level_ranges=_slice_ranges(present, superior_first),

@@ -36,6 +36,9 @@ _STAND_INS = {"T13": "T12", "L6": "L5"}
 _BODY_CENTRE_DEPTH_SHARE = 0.24
 #: A level whose body is lower than this share of its neighbours' mean height counts as collapsed.
 _COLLAPSED_HEIGHT_SHARE = 0.75
+#: The levels whose shapes :meth:`VertebraTemplates.with_shapes_dealt` deals among themselves: L3
+#: and the neighbours a network confuses it with.
+DEALT_LEVELS = ("L2", "L3", "L4")
 
 
 @dataclass(frozen=True)
@@ -69,10 +72,31 @@ class VertebraTemplate:
 
 
 class VertebraTemplates:
-    """The templates of every level a labelled mask holds (VerSe ids), by level name."""
+    """The templates of every level a labelled mask holds (VerSe ids), by level name.
 
-    def __init__(self, templates: dict[str, VertebraTemplate], source: str):
+    ``shape_of`` maps a level to the level whose template paints it (:meth:`with_shapes_dealt`);
+    a level it does not name is painted with its own.
+    """
+
+    def __init__(self, templates: dict[str, VertebraTemplate], source: str, shape_of: dict[str, str] | None = None):
         self.templates, self.source = templates, source
+        self.shape_of = dict(shape_of or {})
+
+    def with_shapes_dealt(self, rng: np.random.Generator, levels: tuple[str, ...] = DEALT_LEVELS) -> VertebraTemplates:
+        """The same templates with the shapes of ``levels`` dealt to those levels in a random order.
+
+        One mask is one patient: painted level by level, its L3's own posterior elements and
+        proportions become the mark of L3 in every phantom, a cue no other patient shares. Dealing
+        the shapes of L2-L4 at random among them leaves the level to be told from what does carry
+        over between patients (neighbouring levels, ribs, sacrum, pelvis, organs). The bodies are
+        still scaled to each level's own size. Levels the mask lacks keep their stand-ins.
+        """
+        sources = [self.for_vertebra(level) for level in levels]
+        if any(template is None for template in sources):
+            return self
+        order = rng.permutation(len(levels))
+        dealt = {level: sources[k].name for level, k in zip(levels, order)}
+        return VertebraTemplates(self.templates, self.source, {**self.shape_of, **dealt})
 
     @classmethod
     def from_mask(cls, path: str | os.PathLike) -> VertebraTemplates:
@@ -95,8 +119,10 @@ class VertebraTemplates:
         return cls(_without_collapsed(templates), os.fspath(path))
 
     def for_vertebra(self, name: str) -> VertebraTemplate | None:
-        """The template for level ``name``, or None outside the mask's levels. T13 uses T12's, L6
-        L5's, and a level dropped as collapsed the next one below it."""
+        """The template that paints level ``name`` (its own, or the one :attr:`shape_of` names), or
+        None outside the mask's levels. T13 uses T12's, L6 L5's, and a level dropped as collapsed
+        the next one below it."""
+        name = self.shape_of.get(name, name)
         name = _STAND_INS.get(name, name)
         if name not in VERSE_IDS or not self.templates:
             return None
