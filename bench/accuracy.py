@@ -95,9 +95,12 @@ def phantom_cases(count: int, shape_ij: int, templates: VertebraTemplates | None
     return cases
 
 
-#: L3 counted here where ../shared gives no label: two independent counts (from the sacrum and from
-#: the lowest ribs) that agree, recorded in bench/results/acrin_level_count.md.
-COUNTED_L3 = {"real/acrin_flt_breast001_abdomen_ct.nii.gz": (47, 54)}
+#: Levels counted here where ../shared gives no label: two independent counts (from the sacrum and
+#: from the lowest ribs) that agree, recorded in bench/results/acrin_level_count.md (slice ranges of
+#: the vertebral bodies, discs excluded).
+COUNTED_LEVELS = {"real/acrin_flt_breast001_abdomen_ct.nii.gz": {"L5": (31, 37), "L4": (39, 45), "L3": (47, 54), "L2": (56, 62),
+                                                                 "L1": (64, 70), "T12": (72, 78)}}
+COUNTED_L3 = {name: levels["L3"] for name, levels in COUNTED_LEVELS.items()}
 
 
 def real_cases() -> list[Case]:
@@ -126,6 +129,8 @@ def evaluate_case(model: L3Model, case: Case) -> dict:
         "predicted": found.l3_slice_index if found.l3_found else "none",
         "confidence": round(found.confidence, 3), "flags": ";".join(found.flags) or "-",
         "level_count": level_count_text(found.extra.get("level_count")),
+        # the network's mean score over each counted level's slices (what tells L3 from L2 and L4)
+        "level_means": "; ".join(f"{level} {probabilities[a : b + 1].mean():.2f}" for level, (a, b) in COUNTED_LEVELS.get(case.name, {}).items()),
     }
     outside_l3 = np.ones(len(probabilities), dtype=bool)
     if case.truth_range is not None:

@@ -8,7 +8,9 @@ user would get. Columns: the truth (labelled, counted or none), the answer and i
 middle of L3 (slices), the confidence and flags, and ``non-L3 >= 0.5``, the share of slices outside
 L3 that the network alone scores >= 0.5 (the profile's cleanliness, before the locate rule). A
 last line per model counts the scans answered within 1 slice of the middle of L3 and the scans
-without L3 that come back ``no_l3_found``.
+without L3 that come back ``no_l3_found``. A second table gives, per model, the network's mean
+score over each counted level of the scans whose levels were counted by hand (ACRIN:
+``accuracy.COUNTED_LEVELS``): whether L3 stands out from L2 and L4.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from l3locator.modelfile import load_model
 COLUMNS = ("model", "scan", "L3 truth", "answer", "error (slices)", "confidence", "flags", "non-L3 >= 0.5")
 
 
-def model_lines(path: str, cases: list) -> list[str]:
-    """Table rows of one model on every real scan, then its tally row."""
+def model_lines(path: str, cases: list, level_lines: list[str]) -> list[str]:
+    """Table rows of one model on every real scan, then its tally row; appends its per-level
+    mean scores on each scan with counted levels to ``level_lines``."""
     model = load_model(path)
     lines, within_1, negatives_found, labelled, negatives = [], 0, 0, 0, 0
     for case in cases:
         row = evaluate_case(model, case)
+        if row["level_means"]:
+            level_lines.append(f"| {Path(path).name} | {case.name} | {row['level_means']} |")
         cells = (Path(path).name, case.name, truth_text(case), row["predicted"], row["error_slices"], row["confidence"], row["flags"],
                  row["non_l3_slices_ge_0.5"])
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
@@ -53,9 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         print("no real scans (../shared/data is absent)", file=sys.stderr)
         return 1
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    level_lines: list[str] = []
     for path in args.models:
-        lines += model_lines(path, cases)
+        lines += model_lines(path, cases, level_lines)
         print("\n".join(lines[-len(cases) - 1 :]), flush=True)
+    if level_lines:
+        lines += ["", "Mean score over each counted level's slices (lowest level first):", "",
+                  "| model | scan | levels |", "|---|---|---|", *level_lines]
+        print("\n".join(lines[-len(level_lines) - 5 :]), flush=True)
     if args.output:
         Path(args.output).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0
