@@ -147,18 +147,18 @@ def run_phantoms(args: argparse.Namespace) -> int:
         raise InputError(f"--extent must be one of {', '.join(EXTENTS)}, not {args.extent!r}")
     if not 0.0 <= args.deal_shapes <= 1.0 or (args.deal_shapes and not args.vertebra_template):
         raise InputError("--deal-shapes takes a share in [0, 1] and needs --vertebra-template")
-    templates = None
-    if args.vertebra_template:
+    templates = []
+    for mask in args.vertebra_template:
         from .phantoms.vertebra_templates import VertebraTemplates
 
         try:
-            templates = VertebraTemplates.from_mask(args.vertebra_template)
+            templates.append(VertebraTemplates.from_mask(mask))
         except (OSError, ValueError) as exc:
-            raise InputError(f"--vertebra-template {args.vertebra_template}: {exc}") from exc
+            raise InputError(f"--vertebra-template {mask}: {exc}") from exc
     for n in range(args.count):
         seed = args.first_seed + n
         phantom = generate_phantom(seed, shape_ij=(args.size, args.size), slice_thickness_mm=args.thickness, extent=args.extent,
-                                   vertebra_templates=templates, deal_shapes_rate=args.deal_shapes)
+                                   vertebra_templates=templates or None, deal_shapes_rate=args.deal_shapes)
         if args.spine_crop:
             from .phantoms.crops import crop_around_spine, crop_generator
 
@@ -210,9 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     phantoms.add_argument("--size", type=int, default=256, help="in-plane size in pixels (default 256)")
     phantoms.add_argument("--extent", default="random", help="body region: abdomen, chest, whole_body, l3_edge or random (default)")
     phantoms.add_argument("--thickness", type=float, help="slice thickness in mm (default drawn per phantom)")
-    phantoms.add_argument("--vertebra-template", metavar="MASK",
+    phantoms.add_argument("--vertebra-template", metavar="MASK", action="append", default=[],
                           help="NIfTI vertebra label map (VerSe ids, e.g. a VerSe mask T9-L5): paint the levels it holds "
-                          "with their real shapes instead of the analytic ones")
+                          "with their real shapes instead of the analytic ones; repeat for several patients (each phantom "
+                          "draws each level's shape from the masks that hold it whole)")
     phantoms.add_argument("--deal-shapes", type=float, default=0.0, metavar="SHARE",
                           help="share of phantoms whose L2, L3 and L4 take the template's shapes of those levels in a random "
                           "order, so that one patient's L3 shape is not the mark of L3 (default 0; needs --vertebra-template)")

@@ -125,3 +125,34 @@ def test_dealing_shapes_changes_the_spine_and_nothing_else(verse_templates):
 def test_the_phantoms_command_refuses_dealing_without_a_template(tmp_path, capsys):
     assert main(["phantoms", str(tmp_path / "out"), "--count", "1", "--deal-shapes", "0.5"]) == 2
     assert "--deal-shapes" in capsys.readouterr().err
+
+
+def test_a_level_cut_by_the_mask_edge_is_left_out(tmp_path):
+    write_box_spine(tmp_path / "boxes.nii.gz")
+    image = nib.load(tmp_path / "boxes.nii.gz")
+    cut = np.asarray(image.dataobj)[:, :, :90]  # through the top body (L2, z 78-103)
+    nib.save(nib.Nifti1Image(cut, np.eye(4)), str(tmp_path / "cut.nii.gz"))
+    assert sorted(VertebraTemplates.from_mask(tmp_path / "cut.nii.gz").templates) == ["L3", "L4"]
+
+
+def test_a_spine_drawn_from_two_patients_takes_each_level_from_one_that_holds_it(tmp_path):
+    write_box_spine(tmp_path / "short.nii.gz", heights_mm=(22, 22, 22))
+    write_box_spine(tmp_path / "tall.nii.gz", heights_mm=(30, 30, 30))
+    image = nib.load(tmp_path / "tall.nii.gz")
+    nib.save(nib.Nifti1Image(np.where(np.asarray(image.dataobj) == 22, 0, np.asarray(image.dataobj)).astype(np.int16), np.eye(4)),
+             str(tmp_path / "tall_without_L3.nii.gz"))
+    short, tall = VertebraTemplates.from_mask(tmp_path / "short.nii.gz"), VertebraTemplates.from_mask(tmp_path / "tall_without_L3.nii.gz")
+    spines = [VertebraTemplates.drawn_from([short, tall], np.random.default_rng(seed)) for seed in range(16)]
+    for name in ("L2", "L4"):
+        assert {spine.templates[name] is short.templates[name] for spine in spines} == {True, False}  # both patients
+        assert all(spine.templates[name] is short.templates[name] or spine.templates[name] is tall.templates[name] for spine in spines)
+    assert all(spine.templates["L3"] is short.templates["L3"] for spine in spines)  # only one holds L3
+    assert VertebraTemplates.drawn_from([short], np.random.default_rng(0)) is short
+
+
+def test_the_phantoms_command_takes_several_masks(tmp_path, shared_data):
+    write_box_spine(tmp_path / "boxes.nii.gz")
+    out = tmp_path / "out"
+    assert main(["phantoms", str(out), "--count", "2", "--size", "64", "--extent", "abdomen", "--vertebra-template",
+                 str(shared_data / VERSE_MASK), "--vertebra-template", str(tmp_path / "boxes.nii.gz")]) == 0
+    assert len(list(out.glob("phantom*_vertebrae.nii.gz"))) == 2

@@ -122,12 +122,14 @@ class Scene:
 
 
 def build_scene(seed: int, ni: int, nj: int, slice_thickness_mm: float | None, pixel_spacing_mm: float | None, extent: str,
-                noise_hu: float | None, variant: str | None, templates: VertebraTemplates | None = None,
+                noise_hu: float | None, variant: str | None, templates: VertebraTemplates | list[VertebraTemplates] | None = None,
                 deal_shapes_rate: float = 0.0) -> Scene:
     """Draw the patient and the acquisition from ``seed`` and lay out the items and the canvas
     (arguments as :func:`generate_phantom`'s, checked); the same seed and arguments give the same scene."""
     # the fifth stream is drawn only for the shapes: the first four are the same as without it
     anatomy_rng, acquisition_rng, noise_rng, pose_rng, shape_rng = np.random.default_rng(seed).spawn(5)
+    if isinstance(templates, list):
+        templates = VertebraTemplates.drawn_from(templates, shape_rng) if templates else None
     shapes_dealt: dict[str, str] = {}
     if templates is not None and shape_rng.random() < deal_shapes_rate:
         templates = templates.with_shapes_dealt(shape_rng)
@@ -161,7 +163,8 @@ def build_scene(seed: int, ni: int, nj: int, slice_thickness_mm: float | None, p
 def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice_thickness_mm: float | None = None,
                      pixel_spacing_mm: float | None = None, extent: str = "abdomen", noise_hu: float | None = None,
                      variant: str | None = None, superior_first: bool = False,
-                     vertebra_templates: VertebraTemplates | None = None, deal_shapes_rate: float = 0.0) -> Phantom:
+                     vertebra_templates: VertebraTemplates | list[VertebraTemplates] | None = None,
+                     deal_shapes_rate: float = 0.0) -> Phantom:
     """Draw a synthetic CT scan and its vertebra labels from ``seed`` (same seed, same voxels).
 
     Args:
@@ -179,7 +182,9 @@ def generate_phantom(seed: int, *, shape_ij: tuple[int, int] = (128, 128), slice
             ``"normal"`` 87% of the time (see :mod:`l3locator.phantoms` for how L3 is defined in each variant).
         superior_first: store slices head-first (``k`` toward inferior); ranges then count stored slices.
         vertebra_templates: real vertebra shapes for the levels they hold (None: analytic shapes
-            everywhere); the same seed draws the same patient either way.
+            everywhere); the same seed draws the same patient either way. Several patients'
+            templates (a list): each level's shape drawn from those that hold it, per seed
+            (:meth:`~l3locator.phantoms.vertebra_templates.VertebraTemplates.drawn_from`).
         deal_shapes_rate: share of phantoms (a draw per seed) whose L2-L4 take the template shapes
             of those three levels in a random order (``params["vertebra_shapes_dealt"]`` says
             which); 0 paints each level with its own. Needs ``vertebra_templates``; the rest of

@@ -100,7 +100,8 @@ class VertebraTemplates:
 
     @classmethod
     def from_mask(cls, path: str | os.PathLike) -> VertebraTemplates:
-        """Templates from a NIfTI vertebra label map with VerSe ids (any orientation; reoriented to RAS)."""
+        """Templates from a NIfTI vertebra label map with VerSe ids (any orientation; reoriented to RAS).
+        Levels the mask's edge cuts off are left out, and so are collapsed ones."""
         import nibabel as nib
 
         image = nib.as_closest_canonical(nib.load(os.fspath(path)))
@@ -109,14 +110,28 @@ class VertebraTemplates:
         templates = {}
         for label in np.unique(labels):
             name = VERTEBRA_NAMES.get(int(label))
-            if name is None or name == "sacrum":
-                continue
+            if name is None or name == "sacrum" or _touches_edge(labels == label):
+                continue  # not a vertebra, or one the mask's edge cuts off (not a whole shape)
             template = _template_from_mask(name, labels == label, spacing)
             if template is not None:
                 templates[name] = template
         if not templates:
             raise ValueError(f"{path}: no vertebra labels (VerSe ids) to make templates from")
         return cls(_without_collapsed(templates), os.fspath(path))
+
+    @classmethod
+    def drawn_from(cls, sets: list[VertebraTemplates], rng: np.random.Generator) -> VertebraTemplates:
+        """One spine from several patients' templates: each level's shape drawn at random from the
+        ``sets`` that hold that level (a level's stand-ins are then those of the spine drawn).
+        With one set, that set itself (no draw)."""
+        if len(sets) == 1:
+            return sets[0]
+        levels = sorted({name for templates in sets for name in templates.templates}, key=VERSE_IDS.__getitem__)
+        drawn = {}
+        for name in levels:
+            holders = [templates for templates in sets if name in templates.templates]
+            drawn[name] = holders[int(rng.integers(len(holders)))].templates[name]
+        return cls(drawn, " + ".join(templates.source for templates in sets))
 
     def for_vertebra(self, name: str) -> VertebraTemplate | None:
         """The template that paints level ``name`` (its own, or the one :attr:`shape_of` names), or
@@ -132,6 +147,11 @@ class VertebraTemplates:
             return None
         below = min(i for i in ids if i >= wanted)
         return self.templates[VERTEBRA_NAMES[below]]
+
+
+def _touches_edge(mask: np.ndarray) -> bool:
+    """Whether a boolean mask reaches the first or last voxel along any axis."""
+    return any(mask.take(0, axis=axis).any() or mask.take(-1, axis=axis).any() for axis in range(mask.ndim))
 
 
 def _without_collapsed(templates: dict[str, VertebraTemplate]) -> dict[str, VertebraTemplate]:
