@@ -68,8 +68,12 @@ RIB_REACH_MM = 55.0
 OPENING_MM = 12.0
 #: Least drop (mm) of a rib from where it leaves the spine to its lateral end (processes are level).
 RIB_DROP_MM = 15.0
-#: An answer more than this share of the counted L3 range's length outside it is another level.
-DISAGREEMENT_FRACTION = 0.5
+#: An answer more than this share of the counted L3 range's length outside it is another level: the
+#: range is L3's body, so a quarter (8-9 mm for a lumbar body, about a disc's height) reaches across
+#: the disc and no further (half, the earlier value, accepted answers up to the middle of the next
+#: body: a 224 px trial network's answer in L4, 32 mm from L3's middle, passed with confidence 0.96;
+#: bench/results/ablation_level_cues.md).
+DISAGREEMENT_FRACTION = 0.25
 #: Confidence of an answer the count disagrees with: halved, and at most this.
 DISAGREEMENT_CONFIDENCE_CAP = 0.3
 #: Bodies from the lowest rib-bearing vertebra down to L3, and from L3 down to the sacrum.
@@ -398,7 +402,7 @@ def count_levels(volume: CTVolume) -> LevelCount:
 
 
 def disagrees(count: LevelCount, slice_index: int, slice_thickness_mm: float) -> bool:
-    """Whether ``slice_index`` lies outside the counted L3 range by more than half a vertebra
+    """Whether ``slice_index`` lies outside the counted L3 range by more than a quarter vertebra
     (:data:`DISAGREEMENT_FRACTION` of the range's length, in mm). False when the counter abstained."""
     if count.l3_range is None:
         return False

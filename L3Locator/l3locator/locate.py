@@ -29,7 +29,7 @@ Flags:
 * ``level_disagreement`` and ``level_count_answer`` (added by
   :func:`~l3locator.pipeline.result_from_probabilities`, not by this rule): the classical vertebra
   count (:mod:`l3locator.level_count`: from the sacrum and from the lowest ribs, both agreeing)
-  puts L3 more than half a vertebra from the winning run's centre; the confidence is halved (at
+  puts L3 more than a quarter vertebra outside the winning run's centre; the confidence is halved (at
   most 0.3) and ``low_confidence`` added when it falls below the threshold. When another
   candidate run (mass at least ``min_mass_mm``) has its centre inside the counted L3, the
   network saw L3 there too: the answer moves to the middle of the counted range

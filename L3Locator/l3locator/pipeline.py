@@ -144,7 +144,7 @@ def check_level(result: L3Result, volume: CTVolume, count: LevelCount, probabili
     """Hold ``result`` (L3 found) against the vertebra count ``count`` of ``volume``, in place.
 
     ``extra["level_count"]`` records the count. Where the count names an L3 range and the answer
-    lies outside it by more than half a vertebra (:func:`~l3locator.level_count.disagrees`):
+    lies outside it by more than a quarter vertebra (:func:`~l3locator.level_count.disagrees`):
     flag ``level_disagreement`` and halve the confidence (at most 0.3). If one of the network's
     other candidate runs (:func:`~l3locator.locate.weighty_runs`, passing ``reject_centre``) is
     centred inside the counted range, the network saw L3 there as well and only weighed it
@@ -225,7 +225,7 @@ def find_l3(
             exhaustive scoring, so the check changes both alike.
         level_check: when L3 is found, count the vertebrae from the sacrum and the lowest ribs
             (:mod:`l3locator.level_count`); where the count names an L3 range and the answer lies
-            outside it by more than half a vertebra, flag ``level_disagreement`` and halve the
+            outside it by more than a quarter vertebra, flag ``level_disagreement`` and halve the
             confidence (at most 0.3), and move the answer to the counted L3 where the network
             has another candidate run centred there (``level_count_answer``; :func:`check_level`).
             ``extra["level_count"]`` is the count (:meth:`~l3locator.level_count.LevelCount.to_dict`;

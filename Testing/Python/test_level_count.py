@@ -88,11 +88,12 @@ def test_abstains_on_a_small_crop_around_the_spine_and_on_a_short_scan(abdomen):
     assert count_levels(short).l3_range is None
 
 
-def test_an_answer_outside_the_counted_range_by_more_than_half_a_vertebra_disagrees():
-    count = LevelCount((40, 49))  # ten slices: half a vertebra is five
+def test_an_answer_outside_the_counted_range_by_more_than_a_quarter_vertebra_disagrees():
+    count = LevelCount((40, 49))  # ten slices: a quarter vertebra is 2.5
     assert not disagrees(count, 45, 3.0)
-    assert not disagrees(count, 54, 3.0)  # next to the range: a disc, not another level
-    assert disagrees(count, 55, 3.0) and disagrees(count, 34, 3.0)
+    assert not disagrees(count, 51, 3.0) and not disagrees(count, 38, 3.0)  # next to the range: a disc, not another level
+    assert disagrees(count, 52, 3.0) and disagrees(count, 37, 3.0)  # past the disc: the next body
+    assert disagrees(count, 54, 3.0)  # the middle of the next body (accepted while the tolerance was half a vertebra)
     assert not disagrees(LevelCount(None), 0, 3.0)  # an abstention never disagrees
     assert lowered_confidence(0.9) == 0.3 and lowered_confidence(0.4) == 0.2
     json.dumps(count.to_dict())
