@@ -25,11 +25,11 @@ from l3locator.modelfile import load_model
 COLUMNS = ("model", "scan", "L3 truth", "answer", "error (slices)", "confidence", "flags", "non-L3 >= 0.5")
 
 
-def model_lines(path: str, cases: list, level_lines: list[str]) -> list[str]:
-    """Table rows of one model on every real scan, then its tally row; appends its per-level
-    mean scores on each scan with counted levels to ``level_lines``."""
+def model_lines(path: str, cases: list) -> tuple[list[str], list[str]]:
+    """Table rows of one model on every real scan, then its tally row; and the rows of its
+    per-level mean scores on the scans with counted levels."""
     model = load_model(path)
-    lines, within_1, negatives_found, labelled, negatives = [], 0, 0, 0, 0
+    lines, level_lines, within_1, negatives_found, labelled, negatives = [], [], 0, 0, 0, 0
     for case in cases:
         row = evaluate_case(model, case)
         if row["level_means"]:
@@ -45,7 +45,7 @@ def model_lines(path: str, cases: list, level_lines: list[str]) -> list[str]:
             within_1 += row["error_slices"] != "" and row["error_slices"] <= 1
     lines.append(f"| {Path(path).name} | **tally** | | within 1 slice: {within_1}/{labelled} | | | "
                  f"no L3 found where none: {negatives_found}/{negatives} | |")
-    return lines
+    return lines, level_lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     level_lines: list[str] = []
     for path in args.models:
-        lines += model_lines(path, cases, level_lines)
+        rows, levels = model_lines(path, cases)
+        lines += rows
+        level_lines += levels
         print("\n".join(lines[-len(cases) - 1 :]), flush=True)
     if level_lines:
         lines += ["", "Mean score over each counted level's slices (lowest level first):", "",
