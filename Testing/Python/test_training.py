@@ -34,7 +34,7 @@ from l3locator.training.design import (
     CLASS_WEIGHT_CLAMP, DesignParameters, class_loss_weights, params_from_point, point_from_params, search_space,
 )
 from l3locator.training.progress import KEYS, PREFIX, ProgressReporter
-from l3locator.training.sampling import plan_epoch
+from l3locator.training.sampling import near_l3_slices, plan_epoch
 from l3locator.training.splits import kfold_cases, validation_split
 from l3locator.training.train import TrainingBudget, case_probabilities, train_model, weighted_loss
 from l3locator.phantoms.writing import write_nifti
@@ -195,6 +195,36 @@ def test_negatives_are_subsampled_and_capped():
     assert len(ratio) == 20 and ratio.num_l3 == 12
     again = plan_epoch(targets, np.random.default_rng(0), negatives_fraction=0.25)
     assert np.array_equal(plan.slice_index, again.slice_index)  # seeded
+
+
+def test_near_l3_slices_are_the_neighbours_within_the_distance():
+    targets = slice_targets(30, (10, 14))
+    near = near_l3_slices(targets, slice_thickness_mm=2.0, distance_mm=5.0)  # 2 slices each way
+    assert np.flatnonzero(near).tolist() == [8, 9, 15, 16]
+    assert not near_l3_slices(slice_targets(30, None), 2.0, 40.0).any()
+    assert near_l3_slices(slice_targets(30, (0, 3)), 1.0, 2.0).tolist()[:7] == [False] * 4 + [True] * 2 + [False]
+
+
+def test_near_share_draws_that_share_of_the_negatives_from_l3_neighbours():
+    targets = [slice_targets(200, (90, 99)), slice_targets(100, None)]
+    near = [near_l3_slices(t, 1.0, 20.0) for t in targets]  # 40 near slices of 290 negatives
+    near_of = np.concatenate(near)
+    offsets = np.array([0, 200])
+
+    def near_count(plan):
+        negative = plan.label == 0
+        return int(near_of[offsets[plan.case_index[negative]] + plan.slice_index[negative]].sum())
+
+    plain = plan_epoch(targets, np.random.default_rng(0), negatives_fraction=0.2)
+    emphasised = plan_epoch(targets, np.random.default_rng(0), negatives_fraction=0.2, near=near, near_share=0.5)
+    assert len(emphasised) == len(plain) and emphasised.num_l3 == plain.num_l3 == 10
+    assert near_count(emphasised) == 29  # half of round(0.2 * 290) = 58
+    assert near_count(plain) < 20  # about 8 expected
+    # more asked for than there are: all of them, the rest from the others
+    capped = plan_epoch(targets, np.random.default_rng(0), negatives_fraction=0.5, near=near, near_share=1.0)
+    assert near_count(capped) == 40 and len(capped) - capped.num_l3 == 145
+    with pytest.raises(ValueError, match="near masks"):
+        plan_epoch(targets, np.random.default_rng(0), near_share=0.5)
 
 
 # --- augmentation -------------------------------------------------------------------------------------

@@ -7,6 +7,10 @@ An epoch is drawn afresh (seeded) from the training cases:
    ``max_slices`` is set and steps 1–2 would draw more, both classes are shrunk by the same
    factor to hold ``max_slices`` (the cap never changes the class ratio: capping only the
    negatives once turned a 200-case epoch into 84 % L3 slices and a model that saw L3 everywhere);
+   with ``near_share`` > 0, that share of the drawn negatives comes from the slices marked
+   ``near`` (L3's neighbours, :func:`near_l3_slices`) and the rest from the others, so the
+   epoch holds more of the slices that are hardest to tell from L3 (the share is capped by
+   how many near slices there are);
 3. **oversampling**: ``round(oversampling_rate × N)`` extra L3 samples, where ``N`` is the number
    of slices from steps 1–2 (the epoch's training set; all slices of the training cases in the
    paper's setting). They are L3 slices drawn with replacement and marked for augmentation
@@ -50,6 +54,19 @@ class EpochPlan:
         return int(self.augment.sum())
 
 
+def near_l3_slices(targets: np.ndarray, slice_thickness_mm: float, distance_mm: float) -> np.ndarray:
+    """Bool per slice: not L3, and within ``distance_mm`` (along the axial axis, mm) of an L3
+    slice of ``targets`` (int64, 1 = L3). All False when the case holds no L3."""
+    l3 = np.flatnonzero(np.asarray(targets) == 1)
+    near = np.zeros(len(targets), dtype=bool)
+    if l3.size == 0 or distance_mm <= 0:
+        return near
+    reach = int(np.floor(distance_mm / slice_thickness_mm + 1e-9))
+    near[max(0, l3.min() - reach) : l3.max() + reach + 1] = True
+    near[l3] = False
+    return near
+
+
 def plan_epoch(
     targets: Sequence[np.ndarray],
     rng: np.random.Generator,
@@ -57,10 +74,17 @@ def plan_epoch(
     negatives_fraction: float = 1.0,
     max_slices: int | None = None,
     oversampling_rate: float = 0.0,
+    near: Sequence[np.ndarray] | None = None,
+    near_share: float = 0.0,
 ) -> EpochPlan:
-    """Draw one epoch (see the module docstring) from per-case targets (int64, 1 = L3)."""
+    """Draw one epoch (see the module docstring) from per-case targets (int64, 1 = L3) and,
+    with ``near_share`` > 0, per-case bool masks ``near`` of L3's neighbouring slices."""
     if not 0.0 < negatives_fraction <= 1.0:
         raise ValueError("negatives_fraction must be in (0, 1]")
+    if not 0.0 <= near_share <= 1.0:
+        raise ValueError("near_share must be in [0, 1]")
+    if near_share > 0 and near is None:
+        raise ValueError("near_share needs the near masks")
     case_of = np.concatenate([np.full(len(t), i, dtype=np.int64) for i, t in enumerate(targets)])
     slice_of = np.concatenate([np.arange(len(t), dtype=np.int64) for t in targets])
     label_of = np.concatenate([np.asarray(t, dtype=np.int64) for t in targets])
@@ -72,9 +96,16 @@ def plan_epoch(
         # Shrink both classes by the same factor: the cap must not change the class ratio.
         n_positives = int(round(max_slices * n_positives / (n_positives + n_negatives)))
         n_negatives = max_slices - n_positives
+    if near_share > 0:
+        near_of = np.concatenate([np.asarray(mask, dtype=bool) for mask in near])
+        close, far = negatives[near_of[negatives]], negatives[~near_of[negatives]]
+        n_close = min(len(close), max(int(round(near_share * n_negatives)), n_negatives - len(far)))
+        drawn_negatives = np.concatenate([rng.choice(close, n_close, replace=False), rng.choice(far, n_negatives - n_close, replace=False)])
+    else:
+        drawn_negatives = rng.choice(negatives, n_negatives, replace=False)
     chosen = np.concatenate([
         rng.choice(positives, n_positives, replace=False) if n_positives < len(positives) else positives,
-        rng.choice(negatives, n_negatives, replace=False),
+        drawn_negatives,
     ])
     n_extra = int(round(oversampling_rate * len(chosen))) if n_positives else 0
     extra = rng.choice(chosen[label_of[chosen] == 1], n_extra, replace=True) if n_extra else np.empty(0, np.int64)

@@ -54,7 +54,7 @@ from .clipping import clip_gradients
 from .design import DesignParameters, class_loss_weights
 from .metrics import SliceCounts, slice_counts
 from .parent import MAX_FROZEN_STAGES, ParentModel, freeze_early_stages, load_parent
-from .sampling import EpochDataset, EpochPlan, plan_epoch
+from .sampling import EpochDataset, EpochPlan, near_l3_slices, plan_epoch
 
 SGD_MOMENTUM = 0.9
 
@@ -79,6 +79,10 @@ class TrainingBudget:
         augmentation: one of :data:`AUGMENTATIONS`.
         init_model: the model file training starts from (absolute path; None: random weights).
         freeze_layers: ResNet stages kept frozen from the input (0-5; needs ``init_model``).
+        near_l3_mm: with ``near_l3_share``, the non-L3 slices within this distance (mm, along
+            the axial axis) of a case's L3 count as L3's neighbours (L2 and L4 at 40 mm).
+        near_l3_share: share of each epoch's non-L3 slices drawn from L3's neighbours (0: drawn
+            like any other slice; :func:`~.sampling.plan_epoch`).
     """
 
     epochs: int = 30
@@ -94,6 +98,8 @@ class TrainingBudget:
     augmentation: str = "paper"
     init_model: str | None = None
     freeze_layers: int = 0
+    near_l3_mm: float = 40.0
+    near_l3_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -114,6 +120,10 @@ class TrainingBudget:
             raise ValueError(f"freeze_layers must be 0 to {MAX_FROZEN_STAGES} (ResNet stages from the input)")
         if self.freeze_layers and not self.init_model:
             raise ValueError("freezing layers needs a model to start from (init_model): random layers would stay random")
+        if not 0.0 <= self.near_l3_share <= 1.0:
+            raise ValueError("near_l3_share must be in [0, 1]")
+        if self.near_l3_share > 0 and self.near_l3_mm <= 0:
+            raise ValueError("near_l3_mm must be positive when near_l3_share is set")
 
     @classmethod
     def small(cls, **overrides: Any) -> TrainingBudget:
@@ -297,6 +307,7 @@ def train_model(
     class_weights = class_loss_weights(params.class_weight).to(device)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     targets = [case.targets() for case in cases]
+    near = [near_l3_slices(t, case.slice_thickness_mm, budget.near_l3_mm) for t, case in zip(targets, cases)] if budget.near_l3_share else None
     history: list[EpochStats] = []
     loader_batch_size = None
 
@@ -308,6 +319,8 @@ def train_model(
                 negatives_fraction=budget.negatives_per_epoch,
                 max_slices=budget.max_slices_per_epoch,
                 oversampling_rate=params.oversampling_rate,
+                near=near,
+                near_share=budget.near_l3_share,
             )
             loader = make_loader(cases, plan, budget.preprocessing, params.minibatch_size, pin_memory=device.type == "cuda")
             loader_batch_size = loader.batch_size
