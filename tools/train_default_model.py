@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--channel-mode", default="neighbors", choices=("repeat", "neighbors"))
     parser.add_argument("--neighbor-offset-mm", type=float, default=8.0)
+    parser.add_argument("--spine-field-mm", type=float, default=None,
+                        help="the network sees a square this wide (mm) around the spine instead of the whole slice")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--max-slices-per-epoch", type=int, default=4000)
     parser.add_argument("--negatives-per-epoch", type=float, default=0.2)
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     design = replace(DESIGN, class_weight=args.class_weight, learning_rate=args.learning_rate)
-    preprocessing = PreprocessingConfig(input_size=args.input_size, channel_mode=args.channel_mode, neighbor_offset_mm=args.neighbor_offset_mm)
+    preprocessing = PreprocessingConfig(input_size=args.input_size, channel_mode=args.channel_mode, neighbor_offset_mm=args.neighbor_offset_mm,
+                                        spine_field_mm=args.spine_field_mm)
     budget = TrainingBudget(
         epochs=args.epochs, arch=args.arch, preprocessing=preprocessing, negatives_per_epoch=args.negatives_per_epoch,
         max_slices_per_epoch=args.max_slices_per_epoch, device=None, seed=args.seed, bn_statistics_slices=4000,

@@ -38,7 +38,7 @@ import torch
 
 from .errors import InputError, L3LocatorError, ModelFileError
 from .modelfile import L3Model
-from .preprocessing import PreprocessingConfig, assemble_inputs, neighbor_offset_slices, preprocess_slices
+from .preprocessing import PreprocessingConfig, SliceWindows, assemble_inputs, neighbor_offset_slices, preprocess_slices, slice_windows
 from .volume import CTVolume
 
 #: Called as ``progress(done, total)`` after each batch; return value ignored.
@@ -162,7 +162,7 @@ class SliceClassifier:
 class ScanSlices:
     """The axial slices of one scan as network inputs.
 
-    Preprocessing steps 1–4 run on first use of a slice (once; a slice's result does not depend on
+    Preprocessing steps 0–4 run on first use of a slice (once; a slice's result does not depend on
     which slices it is processed with); step 5 (channels) per batch.
 
     Args:
@@ -173,16 +173,22 @@ class ScanSlices:
             or None when ``images`` holds every slice already.
         images: the preprocessed slices ``[num_slices, size, size]`` (values in [0, 1], float32
             or float16), when they are ready (a training cache).
+        windows: step 0's windows on ``hu_stack`` (:func:`~l3locator.preprocessing.slice_windows`),
+            required when ``config`` has a spine-centred field of view.
     """
 
     def __init__(self, config: PreprocessingConfig, slice_thickness_mm: float, superior_step: int = 1, *,
-                 hu_stack: np.ndarray | None = None, images: torch.Tensor | None = None) -> None:
+                 hu_stack: np.ndarray | None = None, images: torch.Tensor | None = None,
+                 windows: SliceWindows | None = None) -> None:
         if (hu_stack is None) == (images is None):
             raise ValueError("give either hu_stack or images")
+        if hu_stack is not None and (windows is None) != (config.spine_field_mm is None):
+            raise ValueError("give windows exactly when the preprocessing has a spine-centred field of view")
         self.config = config
         self.slice_thickness_mm = slice_thickness_mm
         self.superior_step = superior_step
         self.hu_stack = hu_stack
+        self.windows = windows
         if images is None:
             size = config.input_size
             self.images = torch.empty((len(hu_stack), size, size), dtype=torch.float32)
@@ -195,7 +201,8 @@ class ScanSlices:
     @classmethod
     def of_volume(cls, volume: CTVolume, config: PreprocessingConfig) -> ScanSlices:
         """The slices of ``volume``, preprocessed as they are needed."""
-        return cls(config, volume.slice_thickness, volume.superior_step, hu_stack=volume.axial_stack())
+        return cls(config, volume.slice_thickness, volume.superior_step, hu_stack=volume.axial_stack(),
+                   windows=slice_windows(volume, config))
 
     def __len__(self) -> int:
         return len(self.ready)
@@ -210,7 +217,8 @@ class ScanSlices:
         todo = np.unique(needed)
         todo = todo[~self.ready[todo]]
         if todo.size:
-            self.images[torch.as_tensor(todo)] = preprocess_slices(self.hu_stack[todo], self.config)
+            hu = self.hu_stack[todo] if self.windows is None else self.windows.cut(self.hu_stack, todo, self.config.hu_min)
+            self.images[torch.as_tensor(todo)] = preprocess_slices(hu, self.config)
             self.ready[todo] = True
         return assemble_inputs(self.images, indices, self.config, self.slice_thickness_mm, self.superior_step)
 

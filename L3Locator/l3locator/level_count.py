@@ -8,7 +8,7 @@ wrong is what it must not be.
 
 Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
 
-1. **Spine track.** On a copy strided in-plane to about 3 mm, bone (> :data:`BONE_HU` HU) is
+1. **Spine track** (:mod:`l3locator.spine`). On a copy strided in-plane to about 3 mm, bone (> :data:`~l3locator.spine.BODY_HU` HU) is
    averaged over 30 mm chunks of slices; the vertebral body is the strongest smoothed bone blob
    within 35 mm of the body's lateral midline, chained chunk to chunk (jumps of at most 20 mm).
 2. **Body profile.** Per slice, the mean HU inside an ellipse (10 mm across, 8 mm deep) at the
@@ -46,12 +46,11 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .spine import SpineTrack, in_plane_spacing, track_spine
 from .volume import CTVolume
 
 #: HU above which a voxel counts as bone for the spine track, the sacrum width and the rib picture.
 BONE_HU = 180.0
-#: HU above which a voxel counts as vertebral body (cancellous bone included) for the spine track.
-BODY_HU = 120.0
 #: Smallest field of view (mm, both in-plane directions) and axial length (mm) worth counting in.
 MIN_FIELD_MM = 150.0
 MIN_LENGTH_MM = 150.0
@@ -114,79 +113,7 @@ class LevelCount:
                 "from_ribs": as_list(self.from_ribs)}
 
 
-@dataclass
-class _Spine:
-    """The work grid: ``z`` upward, strided in-plane (``step`` voxels, ``px`` mm per coarse pixel)."""
-
-    stack: np.ndarray  # [z (superior up), rows A->P, columns R->L], full resolution, a view
-    coarse: np.ndarray  # the same, strided in-plane
-    step: int
-    pixel_mm: tuple[float, float]  # full-resolution row, column spacing
-    dz: float
-    rows: np.ndarray  # body centre per slice, full-resolution row
-    cols: np.ndarray  # body centre per slice, full-resolution column
-
-
-def _in_plane_spacing(volume: CTVolume) -> tuple[float, float]:
-    """Row and column spacing (mm) of :meth:`CTVolume.axial_stack` (same choice of axes)."""
-    axial = volume.axial_axis
-    in_plane = [a for a in range(3) if a != axial]
-    ap_cos = np.abs(volume.directions[1, in_plane])
-    row_axis, col_axis = (in_plane[0], in_plane[1]) if ap_cos[0] >= ap_cos[1] else (in_plane[1], in_plane[0])
-    return volume.spacing[row_axis], volume.spacing[col_axis]
-
-
-def _track_spine(stack: np.ndarray, pixel_mm: tuple[float, float], dz: float) -> _Spine | None:
-    """Step 1: the vertebral body's centre on every slice, or None when no spine is found."""
-    step = max(1, int(round(3.0 / min(pixel_mm))))
-    coarse = stack[:, ::step, ::step]
-    cpx = (pixel_mm[0] * step, pixel_mm[1] * step)
-    n = coarse.shape[0]
-    chunk = max(1, int(round(30.0 / dz)))
-    centres, zs, strengths = [], [], []
-    for start in range(0, n, chunk):
-        block = coarse[start : start + chunk]
-        bone = ndimage.gaussian_filter((block > BODY_HU).mean(axis=0), (8.0 / cpx[0], 8.0 / cpx[1]))
-        body_cols = (block[len(block) // 2] > -300).mean(axis=0)
-        if body_cols.max() <= 0:
-            continue
-        inside = np.flatnonzero(body_cols > 0.5 * body_cols.max())
-        midline = 0.5 * (inside[0] + inside[-1])
-        half = 35.0 / cpx[1]
-        lo, hi = int(max(0, midline - half)), int(min(bone.shape[1], midline + half + 1))
-        window = bone[:, lo:hi]
-        r, c = np.unravel_index(int(np.argmax(window)), window.shape)
-        centres.append((r, c + lo))
-        strengths.append(float(window[r, c]))
-        zs.append(start + (len(block) - 1) / 2)
-    if not centres:
-        return None
-    centres_a, strengths_a = np.asarray(centres, float), np.asarray(strengths)
-    keep = strengths_a > 0.25
-    # Chain from the strongest chunk outwards, dropping chunks that jump more than 20 mm.
-    order = np.flatnonzero(keep)
-    if order.size < 2:
-        return None
-    best = order[int(np.argmax(strengths_a[order]))]
-    good = np.zeros(len(centres), bool)
-    good[best] = True
-    for direction in (1, -1):
-        last = best
-        index = best + direction
-        while 0 <= index < len(centres):
-            jump = np.hypot(*((centres_a[index] - centres_a[last]) * cpx))
-            if keep[index] and jump <= 20.0 * abs(index - last):
-                good[index], last = True, index
-            index += direction
-    if good.sum() < 2:
-        return None
-    z = np.arange(n)
-    rows = np.interp(z, np.asarray(zs)[good], centres_a[good, 0]) * step
-    cols = np.interp(z, np.asarray(zs)[good], centres_a[good, 1]) * step
-    return _Spine(stack, coarse, step, pixel_mm, dz, rows, cols)
-
-
-def _body_profile(spine: _Spine) -> np.ndarray:
+def _body_profile(spine: SpineTrack) -> np.ndarray:
     """Step 2: mean HU per slice in a small ellipse at the body's centre (float64, per slice)."""
     ry, rx = 4.0 / spine.pixel_mm[0], 5.0 / spine.pixel_mm[1]
     hy, hx = int(np.ceil(ry)), int(np.ceil(rx))
@@ -250,7 +177,7 @@ def _find_discs(profile: np.ndarray, dz: float) -> tuple[np.ndarray, float]:
     return np.asarray(discs), period
 
 
-def _sacrum_top(spine: _Spine, body_width_mm: float) -> float | None:
+def _sacrum_top(spine: SpineTrack, body_width_mm: float) -> float | None:
     """Step 3: height (mm above slice 0) of the top of S1, or None when no sacrum is seen."""
     coarse, step = spine.coarse, spine.step
     cpx = (spine.pixel_mm[0] * step, spine.pixel_mm[1] * step)
@@ -279,7 +206,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def _body_width_mm(spine: _Spine) -> float:
+def _body_width_mm(spine: SpineTrack) -> float:
     """Median width (mm) of the bone run through the body centre at the body's centre row."""
     coarse, step = spine.coarse, spine.step
     widths = []
@@ -295,7 +222,7 @@ def _body_width_mm(spine: _Spine) -> float:
     return float(np.median(widths)) if widths else 0.0
 
 
-def _lowest_rib_mm(spine: _Spine, body_width_mm: float) -> float | None:
+def _lowest_rib_mm(spine: SpineTrack, body_width_mm: float) -> float | None:
     """Step 4: height (mm above slice 0) where the lowest rib leaves the spine, or None."""
     coarse, step = spine.coarse, spine.step
     cpx = (spine.pixel_mm[0] * step, spine.pixel_mm[1] * step)
@@ -336,7 +263,7 @@ def count_levels(volume: CTVolume) -> LevelCount:
 
     Returns a :class:`LevelCount` whose ``l3_range`` is None unless both counts agree.
     """
-    pixel_mm = _in_plane_spacing(volume)
+    pixel_mm = in_plane_spacing(volume)
     stack = volume.axial_stack()
     if volume.superior_step < 0:
         stack = stack[::-1]
@@ -353,7 +280,7 @@ def count_levels(volume: CTVolume) -> LevelCount:
         return LevelCount(None, reason=f"field of view {field_mm:.0f} mm is too small to see ribs or the sacrum")
     if n * dz < MIN_LENGTH_MM:
         return LevelCount(None, reason=f"scan is {n * dz:.0f} mm long, too short to count vertebrae")
-    spine = _track_spine(stack, pixel_mm, dz)
+    spine = track_spine(stack, pixel_mm, dz)
     if spine is None:
         return LevelCount(None, reason="no spine found")
     discs_mm, period = _find_discs(_body_profile(spine), dz)

@@ -5,6 +5,13 @@ rebuilds the identical pipeline from it, so the two cannot disagree.
 
 Per axial slice (HU in, network input out), in this order:
 
+0. **Field of view** (optional, ``spine_field_mm``): a square ``spine_field_mm`` wide around the
+   spine (centred :data:`SPINE_WINDOW_BEHIND_BODY_MM` behind the vertebral body's centre on that
+   slice, from :func:`l3locator.spine.vertebral_body_centres`; the slice's centre where no spine is
+   found), outside the scan filled with ``hu_min``. The network then sees the vertebra and what
+   lies around it at a fixed scale (1.56 mm per pixel for 200 mm at 128 px) instead of the whole
+   slice at the scanner's field of view (330–500 mm: 2.6–3.9 mm per pixel). None: the whole slice
+   (the paper).
 1. **Clip** to ``[hu_min, hu_max]`` HU (paper: [-200, 1500]).
 2. **Pad to square** with ``hu_min`` (air after clipping), centred, so non-square slices are
    not distorted by the resize.
@@ -18,9 +25,9 @@ Per axial slice (HU in, network input out), in this order:
    paper); ``"neighbors"`` (2.5D) puts the slices ``neighbor_offset_mm`` below and above the
    slice in channels 0 and 2 (inferior, centre, superior; clamped at the scan's ends).
 
-Steps 1–4 are independent per slice, so a volume is processed once into a stack of
-single-channel images (:func:`preprocess_volume`), and channels are assembled per batch
-(:func:`assemble_inputs`).
+Steps 1–4 are independent per slice (step 0 needs the scan's spine track, computed once per scan:
+:func:`slice_windows`), so a volume is processed once into a stack of single-channel images
+(:func:`preprocess_volume`), and channels are assembled per batch (:func:`assemble_inputs`).
 """
 
 from __future__ import annotations
@@ -34,11 +41,16 @@ import torch
 import torch.nn.functional as F
 
 from .choices import CHANNEL_MODES
+from .spine import in_plane_spacing, vertebral_body_centres
 from .stored_settings import check_known_keys
 from .volume import CTVolume
 
 #: A slice whose stretch percentiles are closer than this (HU) counts as constant → zeros.
 MIN_STRETCH_SPAN_HU = 1.0
+#: Step 0: the window's centre lies this far (mm) behind the vertebral body's centre, between the
+#: body and the spinal canal, so that the posterior elements (laminae, spinous process) fit in
+#: the window as well as the body and what lies in front of it.
+SPINE_WINDOW_BEHIND_BODY_MM = 15.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,7 @@ class PreprocessingConfig:
     input_size: int = 224
     channel_mode: str = "repeat"
     neighbor_offset_mm: float = 5.0
+    spine_field_mm: float | None = None
 
     def __post_init__(self) -> None:
         if self.hu_min >= self.hu_max:
@@ -64,6 +77,8 @@ class PreprocessingConfig:
             raise ValueError(f"channel_mode must be one of {CHANNEL_MODES}, got {self.channel_mode!r}")
         if self.neighbor_offset_mm <= 0:
             raise ValueError("neighbor_offset_mm must be positive")
+        if self.spine_field_mm is not None and not self.spine_field_mm >= 20.0:
+            raise ValueError("spine_field_mm must be None (the whole slice) or at least 20 mm")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,20 +124,70 @@ def preprocess_slices(hu_slices: np.ndarray | torch.Tensor, config: Preprocessin
     return ((flat - low) * scale).clamp_(0.0, 1.0).reshape(n, size, size)
 
 
-def iter_slice_chunks(volume: CTVolume, chunk_size: int = 32) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(first_index, hu_chunk)`` over the canonical axial stack, ``chunk_size`` slices at a time."""
+@dataclass(frozen=True)
+class SliceWindows:
+    """Step 0: per slice, the square of the axial stack the network sees (pixels of
+    :meth:`~l3locator.volume.CTVolume.axial_stack`; it may reach outside the slice).
+
+    Attributes:
+        top, left: int64 ``[num_slices]``, the window's first row and column on each slice.
+        side: the window's width and height (pixels).
+    """
+
+    top: np.ndarray
+    left: np.ndarray
+    side: int
+
+    def cut(self, stack: np.ndarray, indices: np.ndarray, fill: float) -> np.ndarray:
+        """The windows of the slices ``stack[indices]``, float32 ``[len(indices), side, side]`` (HU),
+        ``fill`` outside the slice."""
+        out = np.full((len(indices), self.side, self.side), fill, dtype=np.float32)
+        rows, cols = stack.shape[1:]
+        for i, k in enumerate(indices):
+            r0, c0 = int(self.top[k]), int(self.left[k])
+            r1, c1 = max(r0, 0), max(c0, 0)
+            r2, c2 = min(r0 + self.side, rows), min(c0 + self.side, cols)
+            if r2 > r1 and c2 > c1:
+                out[i, r1 - r0 : r2 - r0, c1 - c0 : c2 - c0] = stack[k, r1:r2, c1:c2]
+        return out
+
+
+def slice_windows(volume: CTVolume, config: PreprocessingConfig) -> SliceWindows | None:
+    """Step 0's windows for every slice of ``volume``, or None when ``config`` takes whole slices."""
+    if config.spine_field_mm is None:
+        return None
+    row_mm, col_mm = in_plane_spacing(volume)
+    side = max(1, int(round(config.spine_field_mm / (0.5 * (row_mm + col_mm)))))
+    n, rows, cols = volume.axial_stack().shape
+    centres = vertebral_body_centres(volume)
+    if centres is None:
+        centre_rows, centre_cols = np.full(n, (rows - 1) / 2), np.full(n, (cols - 1) / 2)
+    else:
+        centre_rows, centre_cols = centres[0] + SPINE_WINDOW_BEHIND_BODY_MM / row_mm, centres[1]
+    top = np.round(centre_rows - (side - 1) / 2).astype(np.int64)
+    left = np.round(centre_cols - (side - 1) / 2).astype(np.int64)
+    return SliceWindows(top, left, side)
+
+
+def iter_slice_chunks(volume: CTVolume, config: PreprocessingConfig, chunk_size: int = 32) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(first_index, hu_chunk)`` over the canonical axial stack, ``chunk_size`` slices at a
+    time: whole slices, or step 0's windows when ``config`` asks for them."""
     stack = volume.axial_stack()
+    windows = slice_windows(volume, config)
     for start in range(0, stack.shape[0], chunk_size):
-        yield start, stack[start : start + chunk_size]
+        if windows is None:
+            yield start, stack[start : start + chunk_size]
+        else:
+            yield start, windows.cut(stack, np.arange(start, min(start + chunk_size, stack.shape[0])), config.hu_min)
 
 
 def preprocess_volume(volume: CTVolume, config: PreprocessingConfig, chunk_size: int = 32) -> torch.Tensor:
-    """Steps 1–4 for every axial slice: float32 ``[num_slices, size, size]`` in [0, 1].
+    """Steps 0–4 for every axial slice: float32 ``[num_slices, size, size]`` in [0, 1].
 
     Works in chunks so peak memory stays near one chunk of float32 slices plus the output.
     """
     out = torch.empty((volume.num_slices, config.input_size, config.input_size), dtype=torch.float32)
-    for start, chunk in iter_slice_chunks(volume, chunk_size):
+    for start, chunk in iter_slice_chunks(volume, config, chunk_size):
         out[start : start + len(chunk)] = preprocess_slices(chunk, config)
     return out
 

@@ -11,7 +11,7 @@ setting is simply a miss:
 * ``<image key>.geometry.json``: voxel shape and ``ijk_to_ras`` of the CT;
   key = CT path + size + modification time (of every file, for a DICOM folder).
 * ``<image key>-<settings key>.npy``: the slices; settings key = the preprocessing settings
-  that steps 1–4 use (not the channel mode).
+  that steps 0–4 use (not the channel mode).
 * ``<image key>-<label key>.truth.json``: the L3 range read from a vertebra map (JSON labels are
   cheap and are re-read every time, so a corrected label is seen at once).
 
@@ -43,7 +43,7 @@ CACHE_VERSION = 1
 #: a new rule gets a new name so cached ranges from the old one are not reused.
 TRUTH_RULE = "majority"
 #: Preprocessing settings that change the stored slices (steps 1–4).
-SLICE_SETTINGS = ("hu_min", "hu_max", "stretch_low_percentile", "stretch_high_percentile", "input_size")
+SLICE_SETTINGS = ("hu_min", "hu_max", "stretch_low_percentile", "stretch_high_percentile", "input_size", "spine_field_mm")
 
 
 @dataclass(frozen=True)
