@@ -109,11 +109,15 @@ def body_composition_request(args: argparse.Namespace) -> BodyCompositionOptions
 
 
 def run_find(args: argparse.Namespace) -> int:
-    from .runner import EXIT_OK, find_in_scan, prepare_run
+    from .outputs import check_output_folder
+    from .runner import EXIT_OK, BackgroundRead, find_in_scan, prepare_run
 
     body_composition = body_composition_request(args)
+    if args.output_dir is not None:
+        check_output_folder(args.output_dir)  # the check that needs no torch, before the scan is touched
+    scan = BackgroundRead(args.path)  # read while torch and the model load (prepare_run)
     settings = prepare_run(args.model, args.device, args.output_dir, exhaustive=args.exhaustive, body_composition=body_composition)
-    result, outputs = find_in_scan(args.path, settings)
+    result, outputs = find_in_scan(scan, settings)
     print_result(result, outputs, args.json)
     return EXIT_OK
 

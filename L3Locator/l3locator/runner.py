@@ -3,7 +3,9 @@
 The one runner behind ``l3locator find``, ``l3locator batch`` and ``L3LocatorBatch.py``:
 
 1. :func:`prepare_run` checks what a run shares before any scan is read (the output folder, the
-   device, the model) and returns the :class:`RunSettings`;
+   device, the model) and returns the :class:`RunSettings` (``find`` reads its one scan
+   meanwhile, after the output folder's check: :class:`BackgroundRead`; nothing is written
+   before the checks pass);
 2. :func:`expand_inputs` turns the paths given into scans: a folder that is not a DICOM folder
    stands for its entries; label files (``.l3.json``, ``*_vertebrae.nii.gz``) are not scans;
 3. :func:`output_names` names each scan's output files (:mod:`l3locator.outputs`);
@@ -26,10 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -262,17 +265,63 @@ def measure_at_l3(volume: CTVolume, result: L3Result, options: BodyCompositionOp
     return composition
 
 
-def find_in_scan(scan: str | os.PathLike, settings: RunSettings, output_name: str | None = None) -> tuple[L3Result, dict[str, str]]:
-    """Read ``scan``, find L3 (and measure body composition there when the settings ask),
-    and write its outputs (under ``output_name``, default its case name) into
-    ``settings.output_dir``; returns the result and ``{kind: path}`` written.
+class BackgroundRead:
+    """One scan being read in a background thread, begun at construction.
+
+    Reading a scan needs neither torch nor the model, and decompressing and decoding it run
+    mostly outside Python's global interpreter lock, so reading it while :func:`prepare_run`
+    imports torch and loads the model hides most of the reading (about 0.6 s of a cold
+    ``l3locator find`` on a 500-slice NIfTI, ``bench/results/speed.md``). The thread is a daemon:
+    a run that stops early (a bad model file) does not wait for it. Give the object to
+    :func:`find_in_scan` in place of the path.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        from .reading import load_ct  # imported here, before the thread: imports stay in one thread
+
+        self.path = path
+        self.started = time.perf_counter()
+        self._volume: CTVolume | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._read, args=(load_ct,), name="l3locator-read", daemon=True)
+        self._thread.start()
+
+    def _read(self, load_ct: Callable[[str | os.PathLike], CTVolume]) -> None:
+        try:
+            self._volume = load_ct(self.path)
+        except BaseException as exc:  # handed to the caller of volume(), in its thread
+            self._error = exc
+
+    def volume(self) -> CTVolume:
+        """The scan, once read (waits for the thread).
+
+        Raises:
+            L3LocatorError: the scan cannot be read (what reading it directly would raise).
+        """
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._volume is not None
+        return self._volume
+
+
+def find_in_scan(scan: str | os.PathLike | BackgroundRead, settings: RunSettings, output_name: str | None = None) -> tuple[L3Result, dict[str, str]]:
+    """Read ``scan`` (or take it from its :class:`BackgroundRead`), find L3 (and measure body
+    composition there when the settings ask), and write its outputs (under ``output_name``,
+    default its case name) into ``settings.output_dir``; returns the result and
+    ``{kind: path}`` written. The result's ``seconds`` count from the start of the reading.
 
     Raises:
         L3LocatorError: the scan cannot be used; OSError: an output cannot be written.
     """
     from .pipeline import read_and_find_l3
 
-    volume, result = read_and_find_l3(scan, settings.model, device=settings.device, exhaustive=settings.exhaustive)
+    if isinstance(scan, BackgroundRead):
+        volume, result = read_and_find_l3(scan.volume(), settings.model, device=settings.device, exhaustive=settings.exhaustive)
+        result = replace(result, input=os.fspath(scan.path), seconds=time.perf_counter() - scan.started)
+        scan = scan.path
+    else:
+        volume, result = read_and_find_l3(scan, settings.model, device=settings.device, exhaustive=settings.exhaustive)
     composition = measure_at_l3(volume, result, settings.body_composition) if settings.body_composition is not None else None
     if settings.output_dir is None:
         return result, {}

@@ -22,10 +22,12 @@ import pytest
 import torch
 
 import l3locator.pipeline
+import l3locator.reading
 from l3locator.cli import main
 from l3locator.outputs import to_json
 from l3locator.phantoms.writing import write_nifti, write_nrrd
-from l3locator.runner import MAX_CASE_NAME_BYTES, case_name, expand_inputs, find_in_scan, output_names, prepare_run
+from l3locator.errors import L3LocatorError
+from l3locator.runner import MAX_CASE_NAME_BYTES, BackgroundRead, case_name, expand_inputs, find_in_scan, output_names, prepare_run
 from l3locator.volume import CTVolume
 from test_pipeline import body_volume
 
@@ -39,10 +41,12 @@ def scan(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def reads(monkeypatch) -> list[str]:
-    """The paths the pipeline reads from here on (to prove that a bad batch read none)."""
+    """The paths read from here on, by the pipeline or in the background (to prove that a bad
+    batch read none)."""
     seen: list[str] = []
-    original = l3locator.pipeline.load_ct
-    monkeypatch.setattr(l3locator.pipeline, "load_ct", lambda path, *a, **kw: seen.append(str(path)) or original(path, *a, **kw))
+    for module in (l3locator.pipeline, l3locator.reading):
+        original = module.load_ct
+        monkeypatch.setattr(module, "load_ct", lambda path, *a, original=original, **kw: seen.append(str(path)) or original(path, *a, **kw))
     return seen
 
 
@@ -111,10 +115,24 @@ def test_too_long_file_names_get_shortened_unique_output_names(always_l3, tmp_pa
 
 @pytest.mark.parametrize("command", ["find", "batch"])
 def test_unknown_device(command, scan, always_l3, tmp_path, capsys, reads):
-    extra = ["--output", str(tmp_path / "r.csv")] if command == "batch" else []
+    extra = ["--output", str(tmp_path / "r.csv")] if command == "batch" else ["--output-dir", str(tmp_path / "out")]
     assert main([command, str(scan), "--model", str(always_l3), "--device", "banana", *extra]) == 2
     one_error_line(capsys, "banana")
-    assert reads == [] and not (tmp_path / "r.csv").exists()
+    # find reads its one scan while torch loads (BackgroundRead), but writes nothing; batch reads none
+    assert reads == ([str(scan)] if command == "find" else []) and not (tmp_path / "r.csv").exists() and not (tmp_path / "out").exists()
+
+
+def test_find_reads_in_the_background_with_the_same_result_and_errors(scan, always_l3, tmp_path):
+    settings = prepare_run(always_l3, "cpu")
+    direct, _ = find_in_scan(scan, settings)
+    background, _ = find_in_scan(BackgroundRead(scan), settings)
+    assert background.to_dict() | {"seconds": 0} == direct.to_dict() | {"seconds": 0}
+    assert background.input == str(scan) and background.seconds > 0
+    garbage = tmp_path / "garbage.nii.gz"
+    garbage.write_bytes(b"not a scan")
+    pending = BackgroundRead(garbage)
+    with pytest.raises(L3LocatorError, match="garbage.nii.gz"):
+        find_in_scan(pending, settings)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
