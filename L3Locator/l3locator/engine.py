@@ -25,17 +25,12 @@
   with a :class:`~l3locator.errors.ModelFileError` instead of passing NaN on.
 * **The reference** (:func:`score_volume`): every slice in float32.
 
-The model's network is moved to the device and put in eval mode, and otherwise left untouched (a
-model shared with a Slicer module or a training loop). A :class:`SliceClassifier` runs either that
-network as it is (the reference and training validation) or, by default, a copy with the batch
-norms folded into the convolutions (:func:`~l3locator.resnet.fold_batch_norms`): made once per
-classifier (about 0.05 s and one copy of the weights, 100 MB for a ResNet50), about a fifth
-faster per slice, logits within about 1e-5 of the network's.
+The network is used as it is (moved to the device and put in eval mode); its weights are never
+copied or converted, so a model shared with a Slicer module or a training loop is left untouched.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -44,7 +39,6 @@ import torch
 from .errors import InputError, L3LocatorError, ModelFileError
 from .modelfile import L3Model
 from .preprocessing import PreprocessingConfig, SliceWindows, assemble_inputs, neighbor_offset_slices, preprocess_slices, slice_windows
-from .resnet import fold_batch_norms
 from .volume import CTVolume
 
 #: Called as ``progress(done, total)`` after each batch; return value ignored.
@@ -120,11 +114,6 @@ def default_batch_size(input_size: int, device: torch.device, precision: str = "
     return 32 if precision == "bf16" and input_size <= 128 else 8
 
 
-def _check_call_precision(precision: str) -> None:
-    if precision not in _CALL_DTYPES:
-        raise ValueError(f"precision of a network call must be one of {tuple(_CALL_DTYPES)}, got {precision!r}")
-
-
 class SliceClassifier:
     """Callable turning network inputs ``[B, 3, H, W]`` into L3 probabilities: one network call.
 
@@ -134,32 +123,22 @@ class SliceClassifier:
         precision: ``"fp32"`` or ``"bf16"`` (see the module docstring).
         channels_last: feed channels-last inputs (the fast layout); False keeps the inputs'
             own layout, as the reference :func:`score_volume` does.
-        fold_batch_norm: run a copy of the network with its batch norms folded into the
-            convolutions (faster; module docstring); False runs the network itself, as the
-            reference and training validation do.
         allow_non_finite: return NaN or infinite probabilities as they come instead of raising
             (training validation: a diverged trial is a result, not a damaged model).
     """
 
     def __init__(self, model: L3Model, device: str | torch.device | None = None, precision: str = "fp32", *,
-                 channels_last: bool = True, fold_batch_norm: bool = True, allow_non_finite: bool = False) -> None:
-        _check_call_precision(precision)
+                 channels_last: bool = True, allow_non_finite: bool = False) -> None:
+        if precision not in _CALL_DTYPES:
+            raise ValueError(f"precision of a network call must be one of {tuple(_CALL_DTYPES)}, got {precision!r}")
         self.device = pick_device(device)
         self.precision = precision
         self.input_size = model.preprocessing.input_size
-        network = model.network.to(self.device).eval()
-        self.network = fold_batch_norms(network) if fold_batch_norm else network
+        self.network = model.network.to(self.device).eval()
         self.l3_column = model.class_names.index("L3")
         self.model_label = model.source or model.name
         self.channels_last = channels_last
         self.allow_non_finite = allow_non_finite
-
-    def at_precision(self, precision: str) -> SliceClassifier:
-        """This classifier (the same network, not folded again) calling it at ``precision``."""
-        _check_call_precision(precision)
-        other = copy.copy(self)
-        other.precision = precision
-        return other
 
     def __call__(self, inputs: torch.Tensor) -> np.ndarray:
         """Softmax probability of the L3 class per input, float64 ``[B]``.
@@ -292,6 +271,6 @@ def score_volume(
     ``batch_size``: slices per network call; None: :func:`default_batch_size`.
     ``progress(done, num_slices)`` after each batch; ``should_cancel`` as in :func:`score_slices`.
     """
-    classify = SliceClassifier(model, device, "fp32", channels_last=False, fold_batch_norm=False)
+    classify = SliceClassifier(model, device, "fp32", channels_last=False)
     return score_slices(classify, ScanSlices.of_volume(volume, model.preprocessing), np.arange(volume.num_slices),
                         batch_size=batch_size, progress=progress, should_cancel=should_cancel)

@@ -44,10 +44,8 @@ shipped ResNet18 on 28 scans; bfloat16 alone (no check) once changed an L3 range
 ResNet18 trained for the measurement, ``"mixed"`` never (``bench/results/speed.md`` checks the
 answers on every run).
 ``"auto"`` is ``"mixed"`` where bfloat16 is native on a CPU, else ``"fp32"``; ``"bf16"`` skips the
-float32 pass (measurement only). The network calls here run the network with its batch norms
-folded into the convolutions (:class:`~l3locator.engine.SliceClassifier`, folded once for both
-precisions); within float32, that folding, batching and memory layout change probabilities by
-about 1e-6 from the reference (:func:`~l3locator.engine.score_volume`).
+float32 pass (measurement only). Within float32, batching and memory layout change
+probabilities by about 1e-6.
 
 When sampling would not save a quarter of the work (short scans, thick slices) every slice is
 scored, in order, in float32 (in bfloat16 only when ``"bf16"`` is asked for).
@@ -286,7 +284,7 @@ def score_coarse_to_fine(
     if every_slice and mode == "mixed":
         mode = "fp32"
     screen = SliceClassifier(model, dev, "fp32" if mode == "fp32" else "bf16")
-    exact = screen if mode != "mixed" else screen.at_precision("fp32")
+    exact = screen if mode != "mixed" else SliceClassifier(model, dev, "fp32")
     slices = ScanSlices.of_volume(volume, model.preprocessing)
     probabilities = np.zeros(n, dtype=np.float64)
     scored = np.zeros(n, dtype=bool)

@@ -10,15 +10,9 @@ outputs (``Testing/Python/test_modelfile.py`` checks both). :func:`empty_resnet`
 PyTorch's ``meta`` device: no memory and no random initialisation, for ``load_state_dict(...,
 assign=True)`` to fill with the file's tensors. New, randomly initialised networks (training)
 still come from torchvision (:func:`l3locator.modelfile.build_network`).
-
-For inference, :func:`fold_batch_norms` makes a copy with every batch norm folded into the
-convolution before it (one convolution with a bias instead of a convolution and a batch norm):
-the same function of the input up to float32 rounding, about a fifth faster on a CPU.
 """
 
 from __future__ import annotations
-
-import copy
 
 import torch
 from torch import nn
@@ -119,56 +113,3 @@ def empty_resnet(arch: str, num_classes: int) -> ResNet:
     kind, blocks = LAYOUTS[arch]
     with torch.device("meta"):
         return ResNet(BasicBlock if kind == "basic" else Bottleneck, blocks, num_classes)
-
-
-def _conv_bn_pairs(module: nn.Module) -> list[tuple[nn.Module, str, str]]:
-    """``(parent, conv name, batch-norm name)`` of every convolution followed by its batch norm
-    in ``module``: ``convN`` / ``bnN`` siblings (the blocks and the stem of these ResNets and of
-    torchvision's) and two-module ``Sequential(conv, batch norm)`` (the downsampling shortcuts)."""
-    pairs = []
-    for parent in module.modules():
-        children = dict(parent.named_children())
-        if isinstance(parent, nn.Sequential) and len(parent) == 2:
-            conv, norm = parent[0], parent[1]
-            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
-                pairs.append((parent, "0", "1"))
-            continue
-        for name, child in children.items():
-            norm_name = "bn" + name[len("conv"):] if name.startswith("conv") else ""
-            if isinstance(child, nn.Conv2d) and isinstance(children.get(norm_name), nn.BatchNorm2d):
-                pairs.append((parent, name, norm_name))
-    return pairs
-
-
-def fold_batch_norms(network: nn.Module) -> nn.Module:
-    """An inference copy of ``network`` (one of these ResNets or torchvision's) with each batch norm
-    folded into the convolution before it.
-
-    In eval mode a batch norm is an affine map per channel, ``y = (x - mean) * g + beta`` with
-    ``g = weight / sqrt(running_var + eps)``, so ``bn(conv(x))`` is one convolution with weights
-    scaled by ``g`` per output channel and bias ``(bias - mean) * g + beta``. The copy is in eval
-    mode, its batch norms are ``nn.Identity``, and it gives the network's eval-mode output up to
-    float32 rounding (logits within about 1e-5). ``network`` itself is left as it is. Batch
-    norms without running statistics are left in place; a network with nothing to fold is
-    returned itself (in eval mode), not copied.
-    """
-    if not any(getattr(parent, norm_name).track_running_stats for parent, _, norm_name in _conv_bn_pairs(network)):
-        return network.eval()
-    folded = copy.deepcopy(network).eval()
-    with torch.no_grad():
-        for parent, conv_name, norm_name in _conv_bn_pairs(folded):
-            conv, norm = getattr(parent, conv_name), getattr(parent, norm_name)
-            if not norm.track_running_stats:
-                continue
-            gain = torch.rsqrt(norm.running_var + norm.eps)
-            if norm.weight is not None:
-                gain = gain * norm.weight
-            bias = -norm.running_mean * gain
-            if conv.bias is not None:
-                bias = bias + conv.bias * gain
-            if norm.bias is not None:
-                bias = bias + norm.bias
-            conv.weight.mul_(gain.reshape(-1, *([1] * (conv.weight.dim() - 1))))
-            conv.bias = nn.Parameter(bias, requires_grad=False)
-            setattr(parent, norm_name, nn.Identity())
-    return folded

@@ -105,19 +105,6 @@ def test_classifier_leaves_the_network_weights_untouched():
     assert all(torch.equal(before[k], after[k]) and before[k].is_contiguous() == after[k].is_contiguous() for k in before)
 
 
-def test_the_fast_classifier_runs_a_folded_copy_and_the_reference_the_network_itself():
-    model = L3Model.new("resnet18", PreprocessingConfig(input_size=32))
-    fast = SliceClassifier(model, "cpu", "fp32")
-    reference = SliceClassifier(model, "cpu", "fp32", channels_last=False, fold_batch_norm=False)
-    assert reference.network is model.network and fast.network is not model.network
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.network.modules())
-    assert fast.at_precision("bf16").network is fast.network and fast.precision == "fp32"
-    with pytest.raises(ValueError, match="precision"):
-        fast.at_precision("mixed")
-    x = torch.rand(4, 3, 32, 32)
-    np.testing.assert_allclose(fast(x), reference(x), rtol=0, atol=1e-5)
-
-
 # --- the scoring loop -----------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import torch
 from l3locator.choices import ARCHITECTURES
 from l3locator.modelfile import L3Model, build_network, load_model
 from l3locator.preprocessing import PreprocessingConfig
-from l3locator.resnet import LAYOUTS, empty_resnet, fold_batch_norms
+from l3locator.resnet import LAYOUTS, empty_resnet
 
 
 def test_every_architecture_has_a_layout():
@@ -57,39 +57,3 @@ def test_the_loaded_model_owns_its_weights_and_leaves_the_file_unmapped(tmp_path
     model = load_model(path)
     assert str(path) not in Path("/proc/self/maps").read_text()  # the memory map is gone: the file can be replaced or deleted
     assert all(p.dtype == torch.float32 for p in model.network.parameters())
-
-
-@pytest.mark.parametrize("arch", ARCHITECTURES)
-@pytest.mark.parametrize("torchvision_network", [False, True])
-def test_folding_the_batch_norms_keeps_the_function_and_leaves_the_network_alone(arch, torchvision_network, one_thread):
-    torch.manual_seed(2)
-    network = build_network(arch)
-    with torch.no_grad():  # statistics and affine terms far from the identity, so a wrong fold would show
-        for module in network.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.2, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.3, 0.3)
-    if not torchvision_network:
-        loaded = empty_resnet(arch, 2)
-        loaded.load_state_dict({k: v.clone() for k, v in network.state_dict().items()}, assign=True)
-        network = loaded
-    network.train()
-    before = {k: v.clone() for k, v in network.state_dict().items()}
-    folded = fold_batch_norms(network)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
-    assert sum(isinstance(m, torch.nn.Conv2d) and m.bias is not None for m in folded.modules()) == \
-        sum(isinstance(m, torch.nn.BatchNorm2d) for m in network.modules())
-    assert network.training and not folded.training  # the network keeps its mode and its weights
-    assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
-    x = torch.rand(3, 3, 64, 64)
-    with torch.inference_mode():
-        expected = network.eval()(x)
-        torch.testing.assert_close(folded(x), expected, rtol=1e-5, atol=1e-5)  # float32 rounding, relative to logits of any size
-        assert not torch.equal(folded(x), expected[torch.tensor([1, 2, 0])])  # the inputs are told apart
-
-
-def test_a_network_without_batch_norms_is_not_copied():
-    network = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
-    assert fold_batch_norms(network) is network

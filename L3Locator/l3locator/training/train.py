@@ -390,7 +390,7 @@ def case_probabilities(model: L3Model, case: PreparedCase, *, batch_size: int = 
     scores as a failed trial."""
     cached = torch.from_numpy(case.slices())
     slices = ScanSlices(model.preprocessing, case.slice_thickness_mm, case.superior_step, images=cached)
-    classify = SliceClassifier(model, device, "fp32", channels_last=False, fold_batch_norm=False, allow_non_finite=True)
+    classify = SliceClassifier(model, device, "fp32", channels_last=False, allow_non_finite=True)
     return score_slices(classify, slices, np.arange(case.num_slices), batch_size=batch_size)
 
 
