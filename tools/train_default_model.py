@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 
 from l3locator.atomic import write_atomically
-from l3locator.choices import AUGMENTATIONS
+from l3locator.choices import AUGMENTATIONS, STRETCH_MODES
 from l3locator.preprocessing import PreprocessingConfig
 from l3locator.training.cache import prepare_cases
 from l3locator.training.dataset import data_summary, discover_cases
@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--channel-mode", default="neighbors", choices=("repeat", "neighbors"))
     parser.add_argument("--neighbor-offset-mm", type=float, default=8.0)
+    parser.add_argument("--stretch", default="percentile", choices=STRETCH_MODES,
+                        help="percentile: the paper's per-slice histogram stretch; window: the HU clip window maps to [0, 1]")
     parser.add_argument("--spine-field-mm", type=float, default=None,
                         help="the network sees a square this wide (mm) around the spine instead of the whole slice")
     parser.add_argument("--epochs", type=int, default=20)
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     design = replace(DESIGN, class_weight=args.class_weight, learning_rate=args.learning_rate)
     preprocessing = PreprocessingConfig(input_size=args.input_size, channel_mode=args.channel_mode, neighbor_offset_mm=args.neighbor_offset_mm,
-                                        spine_field_mm=args.spine_field_mm)
+                                        spine_field_mm=args.spine_field_mm, stretch=args.stretch)
     budget = TrainingBudget(
         epochs=args.epochs, arch=args.arch, preprocessing=preprocessing, negatives_per_epoch=args.negatives_per_epoch,
         max_slices_per_epoch=args.max_slices_per_epoch, device=None, seed=args.seed, bn_statistics_slices=4000,

@@ -13,6 +13,12 @@ ARCHITECTURES = ("resnet50", "resnet18")
 #: in all three) or ``"neighbors"`` (2.5D: the slices a fixed distance in mm below and above).
 CHANNEL_MODES = ("repeat", "neighbors")
 
+#: How a slice's clipped HU become [0, 1] (preprocessing step 4). ``"percentile"`` (the paper's
+#: histogram stretch): the slice's own 1st and 99th percentiles map to 0 and 1, so the grey of a
+#: tissue depends on what else is in the slice (bone share, contrast agent, field of view).
+#: ``"window"``: the clip window ``[hu_min, hu_max]`` maps to [0, 1], the same for every slice.
+STRETCH_MODES = ("percentile", "window")
+
 #: Training precisions (autocast of the forward pass; master weights stay float32). Not the
 #: engine's scoring precisions (:data:`l3locator.engine.PRECISIONS`): training has ``"fp16"``
 #: (with a gradient scaler, on CUDA) and no ``"mixed"``, and its ``"auto"`` picks bf16 or fp16 on a GPU.

@@ -17,10 +17,14 @@ Per axial slice (HU in, network input out), in this order:
    not distorted by the resize.
 3. **Resize** to ``input_size`` x ``input_size`` pixels (paper: 512 → 224), bilinear with
    antialiasing.
-4. **Histogram stretch**: a per-slice linear contrast stretch that maps the
-   ``stretch_low_percentile``-th and ``stretch_high_percentile``-th percentiles of the resized
-   slice's values to 0 and 1 and saturates outside (MATLAB's ``imadjust(I, stretchlim(I))``,
-   defaults 1 % and 99 %). A (near-)constant slice, percentiles < 1 HU apart, becomes zeros.
+4. **Histogram stretch** (``stretch = "percentile"``, the paper): a per-slice linear contrast
+   stretch that maps the ``stretch_low_percentile``-th and ``stretch_high_percentile``-th
+   percentiles of the resized slice's values to 0 and 1 and saturates outside (MATLAB's
+   ``imadjust(I, stretchlim(I))``, defaults 1 % and 99 %). A (near-)constant slice, percentiles
+   < 1 HU apart, becomes zeros. ``stretch = "window"`` maps the clip window ``[hu_min, hu_max]``
+   linearly to [0, 1] instead: a tissue's grey no longer depends on the rest of the slice (on a
+   whole abdomen the 99th percentile lies near 110 HU and the vertebra saturates white; on a tight
+   crop around the spine it lies near 700 HU and the same vertebra is grey).
 5. **Channels** (3, for ResNet): ``"repeat"`` puts the same slice in all three channels (the
    paper); ``"neighbors"`` (2.5D) puts the slices ``neighbor_offset_mm`` below and above the
    slice in channels 0 and 2 (inferior, centre, superior; clamped at the scan's ends).
@@ -40,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .choices import CHANNEL_MODES
+from .choices import CHANNEL_MODES, STRETCH_MODES
 from .spine import in_plane_spacing, vertebral_body_centres
 from .stored_settings import check_known_keys
 from .volume import CTVolume
@@ -61,6 +65,7 @@ class PreprocessingConfig:
     hu_max: float = 1500.0
     stretch_low_percentile: float = 1.0
     stretch_high_percentile: float = 99.0
+    stretch: str = "percentile"
     input_size: int = 224
     channel_mode: str = "repeat"
     neighbor_offset_mm: float = 5.0
@@ -71,6 +76,8 @@ class PreprocessingConfig:
             raise ValueError("hu_min must be below hu_max")
         if not 0 <= self.stretch_low_percentile < self.stretch_high_percentile <= 100:
             raise ValueError("stretch percentiles must satisfy 0 <= low < high <= 100")
+        if self.stretch not in STRETCH_MODES:
+            raise ValueError(f"stretch must be one of {STRETCH_MODES}, got {self.stretch!r}")
         if self.input_size < 16:
             raise ValueError("input_size must be at least 16 pixels")
         if self.channel_mode not in CHANNEL_MODES:
@@ -116,6 +123,8 @@ def preprocess_slices(hu_slices: np.ndarray | torch.Tensor, config: Preprocessin
     size = config.input_size
     if side != size:
         x = F.interpolate(x[:, None], size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)[:, 0]
+    if config.stretch == "window":
+        return x.sub_(config.hu_min).mul_(1.0 / (config.hu_max - config.hu_min)).clamp_(0.0, 1.0)
     flat = x.reshape(n, -1)
     q = torch.tensor([config.stretch_low_percentile / 100.0, config.stretch_high_percentile / 100.0])
     low, high = torch.quantile(flat, q, dim=1, keepdim=True)

@@ -27,6 +27,27 @@ def test_clip_window_and_percentile_stretch_match_a_direct_computation():
     np.testing.assert_allclose(preprocess_slices(hu, config)[0].numpy(), expected, atol=1e-4)
 
 
+def test_window_stretch_maps_the_clip_window_whatever_else_is_in_the_slice():
+    """With ``stretch="window"`` a pixel's value depends on its HU alone: -200 -> 0, 1500 -> 1,
+    linear between; adding bright bone elsewhere changes nothing (the percentile stretch shifts)."""
+    rng = np.random.default_rng(3)
+    hu = rng.uniform(-300, 400, size=(1, 64, 64)).astype(np.float32)
+    config = PreprocessingConfig(input_size=64, stretch="window")
+    expected = (np.clip(hu[0], -200, 1500) + 200) / 1700
+    np.testing.assert_allclose(preprocess_slices(hu, config)[0].numpy(), expected, atol=1e-6)
+    with_bone = hu.copy()
+    with_bone[0, :16, :] = 1200.0
+    window = preprocess_slices(with_bone, config)[0, 16:]
+    percentile = preprocess_slices(with_bone, PreprocessingConfig(input_size=64))[0, 16:]
+    torch.testing.assert_close(window, preprocess_slices(hu, config)[0, 16:])
+    assert not torch.allclose(percentile, preprocess_slices(hu, PreprocessingConfig(input_size=64))[0, 16:])
+
+
+def test_unknown_stretch_is_refused():
+    with pytest.raises(ValueError, match="stretch"):
+        PreprocessingConfig(stretch="histogram")
+
+
 def test_values_outside_the_hu_window_do_not_change_the_result():
     rng = np.random.default_rng(2)
     hu = rng.uniform(-200, 1500, size=(1, 64, 64)).astype(np.float32)

@@ -43,7 +43,8 @@ CACHE_VERSION = 1
 #: a new rule gets a new name so cached ranges from the old one are not reused.
 TRUTH_RULE = "majority"
 #: Preprocessing settings that change the stored slices (steps 1–4).
-SLICE_SETTINGS = ("hu_min", "hu_max", "stretch_low_percentile", "stretch_high_percentile", "input_size", "spine_field_mm")
+SLICE_SETTINGS = ("hu_min", "hu_max", "stretch_low_percentile", "stretch_high_percentile", "stretch", "input_size",
+                  "spine_field_mm")
 
 
 @dataclass(frozen=True)
