@@ -22,9 +22,10 @@ Per axial slice (HU in, network input out), in this order:
    percentiles of the resized slice's values to 0 and 1 and saturates outside (MATLAB's
    ``imadjust(I, stretchlim(I))``, defaults 1 % and 99 %). A (near-)constant slice, percentiles
    < 1 HU apart, becomes zeros. ``stretch = "window"`` maps the clip window ``[hu_min, hu_max]``
-   linearly to [0, 1] instead: a tissue's grey no longer depends on the rest of the slice (on a
-   whole abdomen the 99th percentile lies near 110 HU and the vertebra saturates white; on a tight
-   crop around the spine it lies near 700 HU and the same vertebra is grey).
+   linearly to [0, 1] instead: a tissue's grey no longer depends on the rest of the slice (on the
+   real ACRIN abdomen at L3 the 99th percentile lies at 90-110 HU and the vertebra saturates
+   white; on the real crop around L3 at 700-950 HU and the same kind of vertebra is grey;
+   ``bench/stretch_views.py``).
 5. **Channels** (3, for ResNet): ``"repeat"`` puts the same slice in all three channels (the
    paper); ``"neighbors"`` (2.5D) puts the slices ``neighbor_offset_mm`` below and above the
    slice in channels 0 and 2 (inferior, centre, superior; clamped at the scan's ends).
