@@ -5,8 +5,8 @@
 
 Rows: every real scan in ../shared (the middle of L3 where it is labelled or counted, else the
 lowest slice), then the middle of L3 on two held-out phantoms (seeds 1,000,000+, vertebrae from
-the VerSe mask where present). Under each picture: the slice's
-99th percentile in HU after the clip and resize, the value the percentile stretch maps to white. Read with
+the VerSe mask where present). Above each percentile picture: the slice's 99th percentile in HU
+after the clip and resize, the value the percentile stretch maps to white. Read with
 `results/ablation_stretch.md`.
 """
 
@@ -53,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = picked_slices()
     figure, axes = plt.subplots(len(rows), 2, figsize=(6, 3 * len(rows)), squeeze=False)
     for (label, hu), (left, right) in zip(rows, axes):
+        stretched = preprocess_slices(torch.from_numpy(hu[None]), PERCENTILE)[0].numpy()
+        windowed = preprocess_slices(torch.from_numpy(hu[None]), WINDOW)[0].numpy()
         # The window output is the clipped, resized slice in HU, rescaled: its 99th percentile is
         # the HU the percentile stretch maps to white.
-        resized = preprocess_slices(torch.from_numpy(hu[None]), WINDOW)[0].numpy() * (WINDOW.hu_max - WINDOW.hu_min) + WINDOW.hu_min
-        p99 = float(np.percentile(resized, PERCENTILE.stretch_high_percentile))
-        for axis, config, name in ((left, PERCENTILE, f"percentile (white = {p99:.0f} HU)"), (right, WINDOW, "window [-200, 1500] HU")):
-            image = preprocess_slices(torch.from_numpy(hu[None]), config)[0].numpy()
+        p99 = float(np.percentile(windowed, PERCENTILE.stretch_high_percentile)) * (WINDOW.hu_max - WINDOW.hu_min) + WINDOW.hu_min
+        for axis, image, name in ((left, stretched, f"percentile (white = {p99:.0f} HU)"), (right, windowed, "window [-200, 1500] HU")):
             axis.imshow(image, cmap="gray", vmin=0, vmax=1)
             axis.set_title(f"{label}\n{name}", fontsize=7)
             axis.axis("off")
