@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from l3locator.labels import l3_range_from_vertebra_map
+from l3locator.locate import smooth
 from l3locator.modelfile import L3Model, load_model
 from l3locator.pipeline import find_l3
 from l3locator.phantoms import generate_phantom
@@ -137,6 +138,9 @@ def evaluate_case(model: L3Model, case: Case) -> dict:
         outside_l3[case.truth_range[0] : case.truth_range[1] + 1] = False
     # the network alone: how much of the scan outside L3 it calls L3 (before the locate rule)
     row["non_l3_slices_ge_0.5"] = round(float(np.mean(probabilities[outside_l3] >= 0.5)), 3) if outside_l3.any() else ""
+    # the margin to a false answer: the highest smoothed score outside L3, against the locate rule's threshold
+    smoothed = smooth(probabilities, thickness, model.locate_rule)
+    row["max_smoothed_outside_l3"] = round(float(smoothed[outside_l3].max()), 3) if outside_l3.any() else ""
     argmax = int(np.argmax(probabilities))
     if case.truth_range is None:
         row.update(error_slices="", error_mm="", argmax_error_slices="", passed="no_l3_found" in found.flags)

@@ -6,7 +6,8 @@ Each model answers every real scan as ``l3locator find --exhaustive`` does
 (:func:`accuracy.evaluate_case`: locate rule, lung check, vertebra count), so the rows show what a
 user would get. Columns: the truth (labelled, counted or none), the answer and its error from the
 middle of L3 (slices), the confidence and flags, and ``non-L3 >= 0.5``, the share of slices outside
-L3 that the network alone scores >= 0.5 (the profile's cleanliness, before the locate rule). A
+L3 that the network alone scores >= 0.5 (the profile's cleanliness, before the locate rule), and
+the highest smoothed score outside L3 (how near a false run comes to the locate rule's threshold). A
 last line per model counts the scans answered within 1 slice of the middle of L3 and the scans
 without L3 that come back ``no_l3_found``. A second table gives, per model, the network's mean
 score over each counted level of the scans whose levels were counted by hand (ACRIN:
@@ -22,7 +23,7 @@ from pathlib import Path
 from accuracy import evaluate_case, real_cases, truth_text
 from l3locator.modelfile import load_model
 
-COLUMNS = ("model", "scan", "L3 truth", "answer", "error (slices)", "confidence", "flags", "non-L3 >= 0.5")
+COLUMNS = ("model", "scan", "L3 truth", "answer", "error (slices)", "confidence", "flags", "non-L3 >= 0.5", "max smoothed outside L3")
 
 
 def model_lines(path: str, cases: list) -> tuple[list[str], list[str]]:
@@ -35,7 +36,7 @@ def model_lines(path: str, cases: list) -> tuple[list[str], list[str]]:
         if row["level_means"]:
             level_lines.append(f"| {Path(path).name} | {case.name} | {row['level_means']} |")
         cells = (Path(path).name, case.name, truth_text(case), row["predicted"], row["error_slices"], row["confidence"], row["flags"],
-                 row["non_l3_slices_ge_0.5"])
+                 row["non_l3_slices_ge_0.5"], row["max_smoothed_outside_l3"])
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         if case.truth_range is None:
             negatives += 1
@@ -44,7 +45,7 @@ def model_lines(path: str, cases: list) -> tuple[list[str], list[str]]:
             labelled += 1
             within_1 += row["error_slices"] != "" and row["error_slices"] <= 1
     lines.append(f"| {Path(path).name} | **tally** | | within 1 slice: {within_1}/{labelled} | | | "
-                 f"no L3 found where none: {negatives_found}/{negatives} | |")
+                 f"no L3 found where none: {negatives_found}/{negatives} | | |")
     return lines, level_lines
 
 
