@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of each epoch's non-L3 slices drawn from L3's neighbours (0: like any other)")
     parser.add_argument("--near-l3-mm", type=float, default=40.0,
                         help="non-L3 slices within this distance (mm) of L3 are its neighbours")
+    parser.add_argument("--edge-cut-rate", type=float, default=0.0,
+                        help="share of the samples seen as if their scan ended between the slice and its 2.5D neighbour (0: none)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs, arch=args.arch, preprocessing=preprocessing, negatives_per_epoch=args.negatives_per_epoch,
         max_slices_per_epoch=args.max_slices_per_epoch, device=None, seed=args.seed, bn_statistics_slices=4000,
         augmentation=args.augmentation, init_model=str(Path(args.init_model).resolve()) if args.init_model else None,
-        near_l3_mm=args.near_l3_mm, near_l3_share=args.near_l3_share,
+        near_l3_mm=args.near_l3_mm, near_l3_share=args.near_l3_share, edge_cut_rate=args.edge_cut_rate,
     )
     cache_dir = args.cache_dir or str(Path(args.data_dir) / ".l3locator-cache")
     cases = prepare_cases(discover_cases(args.data_dir).cases, preprocessing, cache_dir,
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "budget": {"epochs": args.epochs, "arch": args.arch, "max_slices_per_epoch": args.max_slices_per_epoch,
                    "negatives_per_epoch": args.negatives_per_epoch, "seed": args.seed,
                    "augmentation": args.augmentation, "init_model": args.init_model,
-                   "near_l3_share": args.near_l3_share, "near_l3_mm": args.near_l3_mm},
+                   "near_l3_share": args.near_l3_share, "near_l3_mm": args.near_l3_mm, "edge_cut_rate": args.edge_cut_rate},
         "training_settings": result.settings,
         "epoch_losses": [round(loss, 5) for loss in result.epoch_losses],
         "training_slices_per_second": round(result.slices_per_second, 1),

@@ -227,6 +227,43 @@ def test_near_share_draws_that_share_of_the_negatives_from_l3_neighbours():
         plan_epoch(targets, np.random.default_rng(0), near_share=0.5)
 
 
+def test_edge_cuts_are_drawn_last_at_the_rate_and_leave_the_samples_alone():
+    targets = [slice_targets(300, (140, 160)), slice_targets(200, None)]
+    plain = plan_epoch(targets, np.random.default_rng(0), negatives_fraction=0.5, oversampling_rate=0.1)
+    cut = plan_epoch(targets, np.random.default_rng(0), negatives_fraction=0.5, oversampling_rate=0.1, edge_cut_rate=0.3)
+    assert plain.cut_side is None  # rate 0: the epoch the paper's recipe draws, unchanged
+    for name in ("case_index", "slice_index", "label", "augment"):
+        assert np.array_equal(getattr(plain, name), getattr(cut, name))
+    assert set(np.unique(cut.cut_side)) == {-1, 0, 1}
+    assert 0.25 < np.mean(cut.cut_side != 0) < 0.35
+    assert ((cut.cut_fraction >= 0) & (cut.cut_fraction < 1)).all()
+    with pytest.raises(ValueError, match="edge_cut_rate"):
+        plan_epoch(targets, np.random.default_rng(0), edge_cut_rate=1.5)
+    with pytest.raises(ValueError, match="edge_cut_rate"):
+        TrainingBudget(edge_cut_rate=-0.1)
+
+
+def test_an_edge_cut_serves_the_slice_as_a_scan_ending_there_would(tmp_path):
+    from l3locator.training.cache import PreparedCase
+    from l3locator.training.sampling import EpochDataset, EpochPlan, cut_scan_range
+
+    assert cut_scan_range(100, 50, -1, 3) == (47, 99) and cut_scan_range(100, 50, 1, 0) == (0, 50)
+    assert cut_scan_range(100, 1, -1, 5) == (0, 99) and cut_scan_range(100, 50, 0, 5) == (0, 99)
+    slices = np.arange(40, dtype=np.float16)[:, None, None] * np.ones((1, 16, 16), np.float16)  # slice k holds the value k
+    np.save(tmp_path / "slices.npy", slices)
+    case = PreparedCase("c", "c", "c.nii.gz", 40, 2.0, 1, None, tmp_path / "slices.npy")
+    config = PreprocessingConfig(input_size=16, channel_mode="neighbors", neighbor_offset_mm=10.0)  # 5 slices away
+    one = lambda values: np.array(values, dtype=np.int64)
+    # sample: slice 20; whole scan, then cut below at fractions 0 (the slice is the edge) and 0.5 (3 slices below),
+    # then cut above at 0.99 (the neighbour itself is the last slice)
+    plan = EpochPlan(one([0] * 4), one([20] * 4), one([0] * 4), np.zeros(4, bool), one([0, -1, -1, 1]), np.array([0.0, 0.0, 0.5, 0.99]))
+    dataset = EpochDataset([case], plan, config)
+    channels = [dataset[i][0][:, 0, 0].tolist() for i in range(4)]
+    assert channels == [[15, 20, 25], [20, 20, 25], [17, 20, 25], [15, 20, 25]]
+    repeat = EpochDataset([case], plan, PreprocessingConfig(input_size=16, channel_mode="repeat"))
+    assert repeat[1][0][:, 0, 0].tolist() == [20, 20, 20]
+
+
 # --- augmentation -------------------------------------------------------------------------------------
 
 def test_augmentation_is_random_per_sample_seeded_and_keeps_shape():

@@ -19,6 +19,14 @@ An epoch is drawn afresh (seeded) from the training cases:
 
 The order is shuffled. The ``Dataset`` reads each sample's channels from the memory-mapped
 cache (:func:`~l3locator.preprocessing.assemble_inputs`, the shared step 5).
+
+**Scan-edge cuts** (``edge_cut_rate`` > 0, 2.5D channels only): that share of the samples is
+served as if its scan ended on one side (drawn at random, lower or higher slice indices) somewhere
+between the slice itself and its 2.5D neighbour, so that neighbour repeats the scan's last slice
+there, as inference does at a real scan's edge (:func:`~l3locator.preprocessing.assemble_inputs`
+clamps). The label is unchanged: a slice's level does not depend on where the scan stops. Without
+it only the slices near a phantom's own ends are ever seen with a clamped neighbour, and those
+ends lie at L3 in only a fifth of the phantoms (extent ``l3_edge``).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..preprocessing import PreprocessingConfig, assemble_inputs
+from ..preprocessing import PreprocessingConfig, assemble_inputs, neighbor_offset_slices
 from .cache import PreparedCase
 
 
@@ -41,6 +49,8 @@ class EpochPlan:
     slice_index: np.ndarray  # int64, slice of that case
     label: np.ndarray  # int64, 1 = L3
     augment: np.ndarray  # bool, an oversampled (augmented) L3 sample
+    cut_side: np.ndarray | None = None  # int64, 0: whole scan; -1 / +1: scan cut toward lower / higher indices
+    cut_fraction: np.ndarray | None = None  # float64 in [0, 1): where, from the slice (0) to its 2.5D neighbour
 
     def __len__(self) -> int:
         return len(self.label)
@@ -76,11 +86,15 @@ def plan_epoch(
     oversampling_rate: float = 0.0,
     near: Sequence[np.ndarray] | None = None,
     near_share: float = 0.0,
+    edge_cut_rate: float = 0.0,
 ) -> EpochPlan:
     """Draw one epoch (see the module docstring) from per-case targets (int64, 1 = L3) and,
-    with ``near_share`` > 0, per-case bool masks ``near`` of L3's neighbouring slices."""
+    with ``near_share`` > 0, per-case bool masks ``near`` of L3's neighbouring slices. The scan-edge
+    cuts (``edge_cut_rate`` > 0) are drawn last, so an epoch without them is drawn as before."""
     if not 0.0 < negatives_fraction <= 1.0:
         raise ValueError("negatives_fraction must be in (0, 1]")
+    if not 0.0 <= edge_cut_rate <= 1.0:
+        raise ValueError("edge_cut_rate must be in [0, 1]")
     if not 0.0 <= near_share <= 1.0:
         raise ValueError("near_share must be in [0, 1]")
     if near_share > 0 and near is None:
@@ -113,7 +127,21 @@ def plan_epoch(
     augment = np.concatenate([np.zeros(len(chosen), bool), np.ones(len(extra), bool)])
     order = rng.permutation(len(samples))
     samples, augment = samples[order], augment[order]
-    return EpochPlan(case_of[samples], slice_of[samples], label_of[samples], augment)
+    if edge_cut_rate == 0:
+        return EpochPlan(case_of[samples], slice_of[samples], label_of[samples], augment)
+    cut = rng.random(len(samples)) < edge_cut_rate
+    cut_side = np.where(cut, rng.choice(np.array([-1, 1]), len(samples)), 0).astype(np.int64)
+    return EpochPlan(case_of[samples], slice_of[samples], label_of[samples], augment, cut_side, rng.random(len(samples)))
+
+
+def cut_scan_range(num_slices: int, index: int, side: int, distance: int) -> tuple[int, int]:
+    """Inclusive slice range of a scan of ``num_slices`` cut ``distance`` slices from ``index``
+    toward lower (``side`` -1) or higher (+1) indices; the whole scan for ``side`` 0."""
+    if side < 0:
+        return max(0, index - distance), num_slices - 1
+    if side > 0:
+        return 0, min(num_slices - 1, index + distance)
+    return 0, num_slices - 1
 
 
 class EpochDataset(torch.utils.data.Dataset):
@@ -137,5 +165,12 @@ class EpochDataset(torch.utils.data.Dataset):
         case_index = int(self.plan.case_index[item])
         case = self.cases[case_index]
         slice_index = int(self.plan.slice_index[item])
-        inputs = assemble_inputs(self._case_slices(case_index), [slice_index], self.config, case.slice_thickness_mm, case.superior_step)
+        slices = self._case_slices(case_index)
+        side = int(self.plan.cut_side[item]) if self.plan.cut_side is not None else 0
+        if side and self.config.channel_mode == "neighbors":
+            reach = neighbor_offset_slices(self.config, case.slice_thickness_mm)
+            distance = int(self.plan.cut_fraction[item] * (reach + 1))  # 0 (the slice is the edge) .. reach
+            first, last = cut_scan_range(slices.shape[0], slice_index, side, distance)
+            slices, slice_index = slices[first : last + 1], slice_index - first
+        inputs = assemble_inputs(slices, [slice_index], self.config, case.slice_thickness_mm, case.superior_step)
         return inputs[0].float(), int(self.plan.label[item]), bool(self.plan.augment[item])

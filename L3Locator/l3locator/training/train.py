@@ -83,6 +83,8 @@ class TrainingBudget:
             the axial axis) of a case's L3 count as L3's neighbours (L2 and L4 at 40 mm).
         near_l3_share: share of each epoch's non-L3 slices drawn from L3's neighbours (0: drawn
             like any other slice; :func:`~.sampling.plan_epoch`).
+        edge_cut_rate: share of the samples served as if their scan ended between the slice
+            and its 2.5D neighbour (:mod:`.sampling`, "scan-edge cuts"; 0: the paper's inputs).
     """
 
     epochs: int = 30
@@ -100,6 +102,7 @@ class TrainingBudget:
     freeze_layers: int = 0
     near_l3_mm: float = 40.0
     near_l3_share: float = 0.0
+    edge_cut_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -124,6 +127,8 @@ class TrainingBudget:
             raise ValueError("near_l3_share must be in [0, 1]")
         if self.near_l3_share > 0 and self.near_l3_mm <= 0:
             raise ValueError("near_l3_mm must be positive when near_l3_share is set")
+        if not 0.0 <= self.edge_cut_rate <= 1.0:
+            raise ValueError("edge_cut_rate must be in [0, 1]")
 
     @classmethod
     def small(cls, **overrides: Any) -> TrainingBudget:
@@ -321,6 +326,7 @@ def train_model(
                 oversampling_rate=params.oversampling_rate,
                 near=near,
                 near_share=budget.near_l3_share,
+                edge_cut_rate=budget.edge_cut_rate,
             )
             loader = make_loader(cases, plan, budget.preprocessing, params.minibatch_size, pin_memory=device.type == "cuda")
             loader_batch_size = loader.batch_size
