@@ -25,7 +25,7 @@ from l3locator.training.augment import (
     augment_samples,
     random_affine_matrices,
 )
-from l3locator.training.cache import prepare_case, prepare_cases
+from l3locator.training.cache import PreparedCase, prepare_case, prepare_cases
 from l3locator.training.clipping import clip_gradients
 from l3locator.training.dataset import (
     data_summary, discover_cases, folder_summary, patient_of, slice_targets, training_blockers, truth_index,
@@ -34,7 +34,7 @@ from l3locator.training.design import (
     CLASS_WEIGHT_CLAMP, DesignParameters, class_loss_weights, params_from_point, point_from_params, search_space,
 )
 from l3locator.training.progress import KEYS, PREFIX, ProgressReporter
-from l3locator.training.sampling import near_l3_slices, plan_epoch
+from l3locator.training.sampling import EpochDataset, EpochPlan, cut_scan_range, near_l3_slices, plan_epoch
 from l3locator.training.splits import kfold_cases, validation_split
 from l3locator.training.train import TrainingBudget, case_probabilities, train_model, weighted_loss
 from l3locator.phantoms.writing import write_nifti
@@ -244,9 +244,6 @@ def test_edge_cuts_are_drawn_last_at_the_rate_and_leave_the_samples_alone():
 
 
 def test_an_edge_cut_serves_the_slice_as_a_scan_ending_there_would(tmp_path):
-    from l3locator.training.cache import PreparedCase
-    from l3locator.training.sampling import EpochDataset, EpochPlan, cut_scan_range
-
     assert cut_scan_range(100, 50, -1, 3) == (47, 99) and cut_scan_range(100, 50, 1, 0) == (0, 50)
     assert cut_scan_range(100, 1, -1, 5) == (0, 99) and cut_scan_range(100, 50, 0, 5) == (0, 99)
     slices = np.arange(40, dtype=np.float16)[:, None, None] * np.ones((1, 16, 16), np.float16)  # slice k holds the value k
