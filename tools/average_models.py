@@ -5,7 +5,8 @@
 The models must share architecture and preprocessing (the first one's settings, locate rule and
 class names are kept). Every floating-point weight is the plain mean; the batch-norm population
 statistics are then re-estimated on 4,000 slices of the training folder ``DATA_DIR`` (its
-preprocessed-slice cache is reused), as training does after each stage. The output is stored in
+preprocessed-slice cache is reused: ``--cache-dir``, as given to training, default
+``DATA_DIR/.l3locator-cache``), as training does after each stage. The output is stored in
 float16 with the averaged models in its ``provenance["average_of"]``.
 """
 
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data_dir")
     parser.add_argument("models", nargs="+")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cache-dir", help="preprocessed-slice cache (default DATA_DIR/.l3locator-cache)")
     args = parser.parse_args(argv)
     if len(args.models) < 2:
         parser.error("give at least two models")
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     averaged = {key: (sum(state[key] for state in states) / len(states)) if value.is_floating_point() else value
                 for key, value in states[0].items()}
     first.network.load_state_dict(averaged)
-    cases = prepare_cases(discover_cases(args.data_dir).cases, first.preprocessing, str(Path(args.data_dir) / ".l3locator-cache"))
+    cases = prepare_cases(discover_cases(args.data_dir).cases, first.preprocessing, args.cache_dir or str(Path(args.data_dir) / ".l3locator-cache"))
     used = estimate_population_statistics(first.network, cases, first.preprocessing, torch.device("cpu"), np.random.default_rng(0),
                                           max_slices=BN_STATISTICS_SLICES)
     first.provenance = {**first.provenance, "average_of": [Path(path).name for path in args.models], "bn_statistics_slices": used}
