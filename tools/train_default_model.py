@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--neighbor-offset-mm", type=float, default=8.0)
     parser.add_argument("--stretch", default="percentile", choices=STRETCH_MODES,
                         help="percentile: the paper's per-slice histogram stretch; window: the HU clip window maps to [0, 1]")
+    parser.add_argument("--stretch-min-white-hu", type=float, default=None,
+                        help="percentile stretch: its white point is at least this HU (default: the paper's stretch)")
     parser.add_argument("--spine-field-mm", type=float, default=None,
                         help="the network sees a square this wide (mm) around the spine instead of the whole slice")
     parser.add_argument("--epochs", type=int, default=20)
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
     design = replace(DESIGN, class_weight=args.class_weight, learning_rate=args.learning_rate)
     preprocessing = PreprocessingConfig(input_size=args.input_size, channel_mode=args.channel_mode, neighbor_offset_mm=args.neighbor_offset_mm,
-                                        spine_field_mm=args.spine_field_mm, stretch=args.stretch)
+                                        spine_field_mm=args.spine_field_mm, stretch=args.stretch,
+                                        stretch_min_white_hu=args.stretch_min_white_hu)
     budget = TrainingBudget(
         epochs=args.epochs, arch=args.arch, preprocessing=preprocessing, negatives_per_epoch=args.negatives_per_epoch,
         max_slices_per_epoch=args.max_slices_per_epoch, device=None, seed=args.seed, bn_statistics_slices=4000,

@@ -21,7 +21,9 @@ Per axial slice (HU in, network input out), in this order:
    stretch that maps the ``stretch_low_percentile``-th and ``stretch_high_percentile``-th
    percentiles of the resized slice's values to 0 and 1 and saturates outside (MATLAB's
    ``imadjust(I, stretchlim(I))``, defaults 1 % and 99 %). A (near-)constant slice, percentiles
-   < 1 HU apart, becomes zeros. ``stretch = "window"`` maps the clip window ``[hu_min, hu_max]``
+   < 1 HU apart, becomes zeros. ``stretch_min_white_hu`` (None: the paper's stretch) keeps the
+   white point at or above that HU, so a slice whose 99th percentile is soft tissue is not
+   stretched until organs turn white. ``stretch = "window"`` maps the clip window ``[hu_min, hu_max]``
    linearly to [0, 1] instead: a tissue's grey no longer depends on the rest of the slice (on the
    real ACRIN abdomen at L3 the 99th percentile lies at 90-110 HU and the vertebra saturates
    white; on the real crop around L3 at 700-950 HU and the same kind of vertebra is grey;
@@ -71,6 +73,7 @@ class PreprocessingConfig:
     channel_mode: str = "repeat"
     neighbor_offset_mm: float = 5.0
     spine_field_mm: float | None = None
+    stretch_min_white_hu: float | None = None
 
     def __post_init__(self) -> None:
         if self.hu_min >= self.hu_max:
@@ -79,6 +82,8 @@ class PreprocessingConfig:
             raise ValueError("stretch percentiles must satisfy 0 <= low < high <= 100")
         if self.stretch not in STRETCH_MODES:
             raise ValueError(f"stretch must be one of {STRETCH_MODES}, got {self.stretch!r}")
+        if self.stretch_min_white_hu is not None and not self.hu_min < self.stretch_min_white_hu <= self.hu_max:
+            raise ValueError("stretch_min_white_hu must be None or inside (hu_min, hu_max]")
         if self.input_size < 16:
             raise ValueError("input_size must be at least 16 pixels")
         if self.channel_mode not in CHANNEL_MODES:
@@ -129,6 +134,8 @@ def preprocess_slices(hu_slices: np.ndarray | torch.Tensor, config: Preprocessin
     flat = x.reshape(n, -1)
     q = torch.tensor([config.stretch_low_percentile / 100.0, config.stretch_high_percentile / 100.0])
     low, high = torch.quantile(flat, q, dim=1, keepdim=True)
+    if config.stretch_min_white_hu is not None:
+        high = high.clamp_min(config.stretch_min_white_hu)
     span = high - low
     scale = torch.where(span >= MIN_STRETCH_SPAN_HU, 1.0 / span.clamp_min(MIN_STRETCH_SPAN_HU), torch.zeros_like(span))
     return ((flat - low) * scale).clamp_(0.0, 1.0).reshape(n, size, size)

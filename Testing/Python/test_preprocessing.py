@@ -43,6 +43,30 @@ def test_window_stretch_maps_the_clip_window_whatever_else_is_in_the_slice():
     assert not torch.allclose(percentile, preprocess_slices(hu, PreprocessingConfig(input_size=64))[0, 16:])
 
 
+def test_stretch_white_floor_keeps_soft_tissue_grey_and_leaves_bright_slices_alone():
+    """``stretch_min_white_hu``: a slice whose 99th percentile is soft tissue (~100 HU) is stretched
+    to that floor instead (soft tissue stays grey); a slice with bright bone above the floor is
+    stretched exactly as without it."""
+    rng = np.random.default_rng(4)
+    soft = rng.uniform(-150, 100, size=(1, 64, 64)).astype(np.float32)
+    floored = PreprocessingConfig(input_size=64, stretch_min_white_hu=300.0)
+    paper = PreprocessingConfig(input_size=64)
+    low = float(np.percentile(soft[0], 1))
+    expected = np.clip((soft[0] - low) / (300.0 - low), 0.0, 1.0)
+    np.testing.assert_allclose(preprocess_slices(soft, floored)[0].numpy(), expected, atol=1e-5)
+    assert float(preprocess_slices(soft, paper).max()) == 1.0
+    assert float(preprocess_slices(soft, floored).max()) < 0.7
+    bright = soft.copy()
+    bright[0, :8, :] = 900.0  # 12 % of the slice: the 99th percentile is bone, above the floor
+    torch.testing.assert_close(preprocess_slices(bright, floored), preprocess_slices(bright, paper))
+
+
+@pytest.mark.parametrize("floor", [-200.0, -500.0, 1600.0])
+def test_stretch_white_floor_outside_the_clip_window_is_refused(floor):
+    with pytest.raises(ValueError, match="stretch_min_white_hu"):
+        PreprocessingConfig(stretch_min_white_hu=floor)
+
+
 def test_unknown_stretch_is_refused():
     with pytest.raises(ValueError, match="stretch"):
         PreprocessingConfig(stretch="histogram")

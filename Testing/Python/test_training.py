@@ -3,6 +3,7 @@ design parameters (each must reach the training loop), clipping, determinism and
 
 import io
 import json
+from dataclasses import replace
 
 import nibabel as nib
 import numpy as np
@@ -133,6 +134,17 @@ def test_cache_holds_the_shared_preprocessing_and_is_reused(tmp_path, monkeypatc
         prepare_case(source, PreprocessingConfig(input_size=48), tmp_path / "cache")
     # The channel mode does not change the stored slices.
     assert prepare_case(source, PreprocessingConfig(input_size=32, channel_mode="neighbors"), tmp_path / "cache").slices_file == case.slices_file
+    # The stretch's white floor changes them: another entry, whose slices are floored.
+    with pytest.raises(AssertionError, match="read again"):
+        prepare_case(source, replace(TINY, stretch_min_white_hu=300.0), tmp_path / "cache")
+
+
+def test_cache_key_of_settings_without_the_later_options_is_unchanged():
+    """Settings added after caches were written (``LATER_SLICE_SETTINGS``) enter the key only when
+    set, so a cache written for the shipped model's settings is still found."""
+    assert cache_module.settings_key(TINY) == cache_module._digest(
+        [cache_module.CACHE_VERSION, {name: TINY.to_dict()[name] for name in cache_module.SLICE_SETTINGS}])
+    assert cache_module.settings_key(replace(TINY, stretch_min_white_hu=300.0)) != cache_module.settings_key(TINY)
 
 
 def test_targets_truth_and_patients():

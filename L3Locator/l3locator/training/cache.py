@@ -45,6 +45,9 @@ TRUTH_RULE = "majority"
 #: Preprocessing settings that change the stored slices (steps 1–4).
 SLICE_SETTINGS = ("hu_min", "hu_max", "stretch_low_percentile", "stretch_high_percentile", "stretch", "input_size",
                   "spine_field_mm")
+#: Settings added later that change the stored slices: part of the key only when set, so the
+#: caches of models without them keep their keys.
+LATER_SLICE_SETTINGS = ("stretch_min_white_hu",)
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,9 @@ def input_key(path: Path) -> str:
 def settings_key(config: PreprocessingConfig) -> str:
     """Hash of the preprocessing settings that the stored slices depend on."""
     values = config.to_dict()
-    return _digest([CACHE_VERSION, {name: values[name] for name in SLICE_SETTINGS}])
+    key = {name: values[name] for name in SLICE_SETTINGS}
+    key.update({name: values[name] for name in LATER_SLICE_SETTINGS if values[name] is not None})
+    return _digest([CACHE_VERSION, key])
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
