@@ -84,6 +84,8 @@ class PreprocessingConfig:
             raise ValueError(f"stretch must be one of {STRETCH_MODES}, got {self.stretch!r}")
         if self.stretch_min_white_hu is not None and not self.hu_min < self.stretch_min_white_hu <= self.hu_max:
             raise ValueError("stretch_min_white_hu must be None or inside (hu_min, hu_max]")
+        if self.stretch_min_white_hu is not None and self.stretch != "percentile":
+            raise ValueError("stretch_min_white_hu applies to the percentile stretch only")
         if self.input_size < 16:
             raise ValueError("input_size must be at least 16 pixels")
         if self.channel_mode not in CHANNEL_MODES:

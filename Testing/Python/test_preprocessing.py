@@ -67,6 +67,11 @@ def test_stretch_white_floor_outside_the_clip_window_is_refused(floor):
         PreprocessingConfig(stretch_min_white_hu=floor)
 
 
+def test_stretch_white_floor_with_the_window_stretch_is_refused():
+    with pytest.raises(ValueError, match="percentile stretch only"):
+        PreprocessingConfig(stretch="window", stretch_min_white_hu=300.0)
+
+
 def test_unknown_stretch_is_refused():
     with pytest.raises(ValueError, match="stretch"):
         PreprocessingConfig(stretch="histogram")
