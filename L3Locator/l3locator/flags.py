@@ -1,7 +1,8 @@
 """What each result flag means, in words for the person reviewing the answer.
 
 Flags are set by the locate rule (:mod:`l3locator.locate`), the field-of-view check
-(:func:`l3locator.pipeline.flag_small_field_of_view`) and the level check
+(:func:`l3locator.pipeline.flag_small_field_of_view`), the blank-slice check
+(:func:`l3locator.pipeline.flag_blank_slices`) and the level check
 (:func:`l3locator.pipeline.check_level`); results, JSON and CSV carry their names, and the shells
 (the Slicer module's results line, the CLI's text line) show these sentences beside them.
 """
@@ -20,6 +21,8 @@ FLAG_MEANINGS: dict[str, str] = {
                            "level than the network's strongest candidate."),
     "small_field_of_view": ("The slices are under 200 mm across (a crop?): the model knows whole-body fields of view, "
                             "so neither its answer nor finding no L3 is reliable here."),
+    "blank_slices": ("Some slices hold no image (one value throughout: padding or missing data); L3 may lie "
+                     "there unseen, or be cut off beside them (the warnings name the slices)."),
     "level_count_answer": ("The answer is the L3 of that vertebra count, where the network also saw L3; "
                            "check the level."),
 }

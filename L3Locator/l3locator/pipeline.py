@@ -95,6 +95,8 @@ def result_from_probabilities(
     ``level_check``: when L3 is found, count the vertebrae (:func:`check_level`).
     A slice narrower than :data:`SMALL_FIELD_OF_VIEW_MM` is flagged ``small_field_of_view``, found or
     not, and an answer's confidence is lowered as for a level disagreement (:func:`flag_small_field_of_view`).
+    Slices without an image (one value throughout) are flagged ``blank_slices`` and named in the
+    warnings (:func:`flag_blank_slices`).
     The result's ``input`` is ``input_name`` (default: ``volume.source``); its ``warnings`` are
     ``volume.metadata["warnings"]`` (what the reader and :func:`check_volume` noticed).
     """
@@ -122,9 +124,22 @@ def result_from_probabilities(
     result.extra["level_count"] = None
     if min(in_plane_extent_mm(volume)) < SMALL_FIELD_OF_VIEW_MM:
         flag_small_field_of_view(result, rule)
+    blank = volume.blank_slices()
+    if blank.size:
+        flag_blank_slices(result, blank)
     if level_check and result.l3_found:
         check_level(result, volume, count_levels(volume), probabilities, rule, reject)
     return result
+
+
+def flag_blank_slices(result: L3Result, blank: np.ndarray) -> None:
+    """Flag ``result`` (``blank_slices``), in place, and name the blank slices (indices ``blank``,
+    :meth:`CTVolume.blank_slices`) in its warnings: the network saw no image there, so L3 may lie
+    there unseen (a "no L3" is not a negative) or be cut off beside them."""
+    result.flags.append("blank_slices")
+    runs = np.split(blank, np.flatnonzero(np.diff(blank) > 1) + 1)
+    spans = ", ".join(f"{run[0]}" if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+    result.warnings.append(f"{len(blank)} of {result.num_slices} slices hold no image (one value throughout): slices {spans}")
 
 
 def flag_small_field_of_view(result: L3Result, rule: LocateRule) -> None:

@@ -131,6 +131,37 @@ def test_a_crop_sized_field_of_view_is_flagged_found_or_not():
     assert nothing.flags == ["no_l3_found", "small_field_of_view"] and nothing.confidence == 0.0
 
 
+def test_slices_without_an_image_are_flagged_and_named():
+    volume = body_volume(slices=30)
+    assert volume.blank_slices().tolist() == [] and "blank_slices" not in result_from_probabilities(
+        volume, np.full(30, 0.05), model_name="m", seconds=0.1).flags
+    volume.voxels[5] = -1000  # a slice of air padding
+    volume.voxels[20:] = volume.voxels[20:, :1, :1]  # a slab of one value each, as NaN replaced by the minimum
+    assert volume.blank_slices().tolist() == [5, *range(20, 30)]
+    result = result_from_probabilities(volume, np.full(30, 0.05), model_name="m", seconds=0.1)
+    assert result.flags == ["no_l3_found", "blank_slices"]
+    assert result.warnings[-1] == "11 of 30 slices hold no image (one value throughout): slices 5, 20-29"
+
+
+def test_a_slice_flat_on_the_sampling_grid_but_not_blank_is_not_flagged():
+    volume = body_volume(slices=4)
+    volume.voxels[2] = -1000
+    volume.voxels[2, 3, 5] = 200  # off the every-8th-row-and-column grid
+    assert volume.blank_slices().tolist() == []
+
+
+def test_a_nan_slab_read_from_a_file_is_flagged_found_or_not(tmp_path):
+    voxels = body_volume(slices=30).voxels.astype(np.float32)
+    voxels[18:] = np.nan  # a resampled scan padded with NaN beyond its data
+    path = write_nifti(CTVolume(voxels, body_volume().ijk_to_ras, source="padded"), tmp_path / "padded.nii.gz")
+    always, never = fixed_answer_model(tmp_path / "always.pt", True), fixed_answer_model(tmp_path / "never.pt", False)
+    missed = find_l3(path, never)
+    assert missed.flags == ["no_l3_found", "blank_slices"]
+    assert "NaN" in missed.warnings[0] and missed.warnings[-1].endswith("slices 18-29")
+    found = find_l3(path, always)
+    assert found.l3_found and "blank_slices" in found.flags
+
+
 def test_single_slice_and_non_ct_are_rejected():
     with pytest.raises(InputError, match="only 1 axial slice"):
         check_volume(body_volume(slices=1))
