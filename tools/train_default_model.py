@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="non-L3 slices within this distance (mm) of L3 are its neighbours")
     parser.add_argument("--edge-cut-rate", type=float, default=0.0,
                         help="share of the samples seen as if their scan ended between the slice and its 2.5D neighbour (0: none)")
+    parser.add_argument("--neighbor-offset-jitter-mm", type=float, default=0.0,
+                        help="shift each sample's 2.5D neighbour offset by up to this many mm either way (0: none; inference keeps "
+                        "--neighbor-offset-mm)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         max_slices_per_epoch=args.max_slices_per_epoch, device=None, seed=args.seed, bn_statistics_slices=4000,
         augmentation=args.augmentation, init_model=str(Path(args.init_model).resolve()) if args.init_model else None,
         near_l3_mm=args.near_l3_mm, near_l3_share=args.near_l3_share, edge_cut_rate=args.edge_cut_rate,
+        neighbor_offset_jitter_mm=args.neighbor_offset_jitter_mm,
     )
     cache_dir = args.cache_dir or str(Path(args.data_dir) / ".l3locator-cache")
     cases = prepare_cases(discover_cases(args.data_dir).cases, preprocessing, cache_dir,
@@ -102,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         "budget": {"epochs": args.epochs, "arch": args.arch, "max_slices_per_epoch": args.max_slices_per_epoch,
                    "negatives_per_epoch": args.negatives_per_epoch, "seed": args.seed,
                    "augmentation": args.augmentation, "init_model": args.init_model,
-                   "near_l3_share": args.near_l3_share, "near_l3_mm": args.near_l3_mm, "edge_cut_rate": args.edge_cut_rate},
+                   "near_l3_share": args.near_l3_share, "near_l3_mm": args.near_l3_mm, "edge_cut_rate": args.edge_cut_rate,
+                   "neighbor_offset_jitter_mm": args.neighbor_offset_jitter_mm},
         "training_settings": result.settings,
         "epoch_losses": [round(loss, 5) for loss in result.epoch_losses],
         "training_slices_per_second": round(result.slices_per_second, 1),

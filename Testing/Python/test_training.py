@@ -255,6 +255,41 @@ def test_edge_cuts_are_drawn_last_at_the_rate_and_leave_the_samples_alone():
         TrainingBudget(edge_cut_rate=-0.1)
 
 
+def test_offset_shifts_are_drawn_last_within_the_jitter_and_leave_the_samples_alone():
+    targets = [slice_targets(300, (140, 160)), slice_targets(200, None)]
+    cut = plan_epoch(targets, np.random.default_rng(0), negatives_fraction=0.5, oversampling_rate=0.1, edge_cut_rate=0.3)
+    jittered = plan_epoch(targets, np.random.default_rng(0), negatives_fraction=0.5, oversampling_rate=0.1, edge_cut_rate=0.3,
+                          offset_jitter_mm=8.0)
+    assert cut.offset_shift_mm is None  # no jitter: every sample at the preprocessing's offset
+    for name in ("case_index", "slice_index", "label", "augment", "cut_side", "cut_fraction"):
+        assert np.array_equal(getattr(cut, name), getattr(jittered, name))
+    shifts = jittered.offset_shift_mm
+    assert len(shifts) == len(jittered) and np.abs(shifts).max() <= 8.0 and shifts.min() < -6.0 and shifts.max() > 6.0
+    with pytest.raises(ValueError, match="offset_jitter_mm"):
+        plan_epoch(targets, np.random.default_rng(0), offset_jitter_mm=-1.0)
+    neighbors = PreprocessingConfig(input_size=16, channel_mode="neighbors", neighbor_offset_mm=40.0)
+    assert TrainingBudget(preprocessing=neighbors, neighbor_offset_jitter_mm=10.0).neighbor_offset_jitter_mm == 10.0
+    with pytest.raises(ValueError, match="smaller than the neighbour offset"):
+        TrainingBudget(preprocessing=neighbors, neighbor_offset_jitter_mm=40.0)
+    with pytest.raises(ValueError, match="2.5D channels"):
+        TrainingBudget(preprocessing=PreprocessingConfig(input_size=16, channel_mode="repeat"), neighbor_offset_jitter_mm=5.0)
+
+
+def test_an_offset_shift_moves_the_neighbours_and_the_edge_cut_with_them(tmp_path):
+    slices = np.arange(40, dtype=np.float16)[:, None, None] * np.ones((1, 16, 16), np.float16)  # slice k holds the value k
+    np.save(tmp_path / "slices.npy", slices)
+    case = PreparedCase("c", "c", "c.nii.gz", 40, 2.0, 1, None, tmp_path / "slices.npy")
+    config = PreprocessingConfig(input_size=16, channel_mode="neighbors", neighbor_offset_mm=10.0)  # 5 slices away
+    one = lambda values: np.array(values, dtype=np.int64)
+    # slice 20: no shift; +4 mm (7 slices away); -6 mm (2 slices away); +4 mm and cut above at 0.99 (the shifted neighbour is the edge)
+    plan = EpochPlan(one([0] * 4), one([20] * 4), one([0] * 4), np.zeros(4, bool), one([0, 0, 0, 1]), np.array([0.0, 0.0, 0.0, 0.99]),
+                     np.array([0.0, 4.0, -6.0, 4.0]))
+    channels = [EpochDataset([case], plan, config)[i][0][:, 0, 0].tolist() for i in range(4)]
+    assert channels == [[15, 20, 25], [13, 20, 27], [18, 20, 22], [13, 20, 27]]
+    repeat = EpochDataset([case], plan, PreprocessingConfig(input_size=16, channel_mode="repeat"))
+    assert repeat[1][0][:, 0, 0].tolist() == [20, 20, 20]  # one slice repeated: nothing to shift
+
+
 def test_an_edge_cut_serves_the_slice_as_a_scan_ending_there_would(tmp_path):
     assert cut_scan_range(100, 50, -1, 3) == (47, 99) and cut_scan_range(100, 50, 1, 0) == (0, 50)
     assert cut_scan_range(100, 1, -1, 5) == (0, 99) and cut_scan_range(100, 50, 0, 5) == (0, 99)

@@ -27,12 +27,19 @@ there, as inference does at a real scan's edge (:func:`~l3locator.preprocessing.
 clamps). The label is unchanged: a slice's level does not depend on where the scan stops. Without
 it only the slices near a phantom's own ends are ever seen with a clamped neighbour, and those
 ends lie at L3 in only a fifth of the phantoms (extent ``l3_edge``).
+
+**Neighbour-offset jitter** (``offset_jitter_mm`` > 0, 2.5D channels only): each sample's 2.5D
+neighbours are taken at the preprocessing's offset plus a shift drawn uniformly from
+``[-offset_jitter_mm, +offset_jitter_mm]`` (mm), so the network cannot tie a level to what lies
+exactly one offset away (read on the real abdomen, the shipped network's profile changes with
+the offset it is given; ``bench/results/ablation_context.md``). Inference keeps the preprocessing's
+offset. The shifts are drawn after everything else, so an epoch without them is drawn as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -51,6 +58,7 @@ class EpochPlan:
     augment: np.ndarray  # bool, an oversampled (augmented) L3 sample
     cut_side: np.ndarray | None = None  # int64, 0: whole scan; -1 / +1: scan cut toward lower / higher indices
     cut_fraction: np.ndarray | None = None  # float64 in [0, 1): where, from the slice (0) to its 2.5D neighbour
+    offset_shift_mm: np.ndarray | None = None  # float64: added to the 2.5D neighbour offset (mm)
 
     def __len__(self) -> int:
         return len(self.label)
@@ -87,12 +95,16 @@ def plan_epoch(
     near: Sequence[np.ndarray] | None = None,
     near_share: float = 0.0,
     edge_cut_rate: float = 0.0,
+    offset_jitter_mm: float = 0.0,
 ) -> EpochPlan:
     """Draw one epoch (see the module docstring) from per-case targets (int64, 1 = L3) and,
     with ``near_share`` > 0, per-case bool masks ``near`` of L3's neighbouring slices. The scan-edge
-    cuts (``edge_cut_rate`` > 0) are drawn last, so an epoch without them is drawn as before."""
+    cuts (``edge_cut_rate`` > 0), then the neighbour-offset shifts (``offset_jitter_mm`` > 0) are
+    drawn last, so an epoch without them is drawn as before."""
     if not 0.0 < negatives_fraction <= 1.0:
         raise ValueError("negatives_fraction must be in (0, 1]")
+    if offset_jitter_mm < 0:
+        raise ValueError("offset_jitter_mm must be at least 0")
     if not 0.0 <= edge_cut_rate <= 1.0:
         raise ValueError("edge_cut_rate must be in [0, 1]")
     if not 0.0 <= near_share <= 1.0:
@@ -127,11 +139,14 @@ def plan_epoch(
     augment = np.concatenate([np.zeros(len(chosen), bool), np.ones(len(extra), bool)])
     order = rng.permutation(len(samples))
     samples, augment = samples[order], augment[order]
-    if edge_cut_rate == 0:
-        return EpochPlan(case_of[samples], slice_of[samples], label_of[samples], augment)
-    cut = rng.random(len(samples)) < edge_cut_rate
-    cut_side = np.where(cut, rng.choice(np.array([-1, 1]), len(samples)), 0).astype(np.int64)
-    return EpochPlan(case_of[samples], slice_of[samples], label_of[samples], augment, cut_side, rng.random(len(samples)))
+    cut_side = cut_fraction = offset_shift = None
+    if edge_cut_rate > 0:
+        cut = rng.random(len(samples)) < edge_cut_rate
+        cut_side = np.where(cut, rng.choice(np.array([-1, 1]), len(samples)), 0).astype(np.int64)
+        cut_fraction = rng.random(len(samples))
+    if offset_jitter_mm > 0:
+        offset_shift = rng.uniform(-offset_jitter_mm, offset_jitter_mm, len(samples))
+    return EpochPlan(case_of[samples], slice_of[samples], label_of[samples], augment, cut_side, cut_fraction, offset_shift)
 
 
 def cut_scan_range(num_slices: int, index: int, side: int, distance: int) -> tuple[int, int]:
@@ -166,11 +181,14 @@ class EpochDataset(torch.utils.data.Dataset):
         case = self.cases[case_index]
         slice_index = int(self.plan.slice_index[item])
         slices = self._case_slices(case_index)
+        config = self.config
+        if self.plan.offset_shift_mm is not None and config.channel_mode == "neighbors":
+            config = replace(config, neighbor_offset_mm=config.neighbor_offset_mm + float(self.plan.offset_shift_mm[item]))
         side = int(self.plan.cut_side[item]) if self.plan.cut_side is not None else 0
-        if side and self.config.channel_mode == "neighbors":
-            reach = neighbor_offset_slices(self.config, case.slice_thickness_mm)
+        if side and config.channel_mode == "neighbors":
+            reach = neighbor_offset_slices(config, case.slice_thickness_mm)
             distance = int(self.plan.cut_fraction[item] * (reach + 1))  # 0 (the slice is the edge) .. reach
             first, last = cut_scan_range(slices.shape[0], slice_index, side, distance)
             slices, slice_index = slices[first : last + 1], slice_index - first
-        inputs = assemble_inputs(slices, [slice_index], self.config, case.slice_thickness_mm, case.superior_step)
+        inputs = assemble_inputs(slices, [slice_index], config, case.slice_thickness_mm, case.superior_step)
         return inputs[0].float(), int(self.plan.label[item]), bool(self.plan.augment[item])

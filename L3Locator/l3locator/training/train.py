@@ -85,6 +85,9 @@ class TrainingBudget:
             like any other slice; :func:`~.sampling.plan_epoch`).
         edge_cut_rate: share of the samples served as if their scan ended between the slice
             and its 2.5D neighbour (:mod:`.sampling`, "scan-edge cuts"; 0: the paper's inputs).
+        neighbor_offset_jitter_mm: each sample's 2.5D neighbour offset shifted by up to this many
+            mm either way (:mod:`.sampling`, "neighbour-offset jitter"; 0: the preprocessing's
+            offset for every sample, as at inference).
     """
 
     epochs: int = 30
@@ -103,6 +106,7 @@ class TrainingBudget:
     near_l3_mm: float = 40.0
     near_l3_share: float = 0.0
     edge_cut_rate: float = 0.0
+    neighbor_offset_jitter_mm: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -129,6 +133,11 @@ class TrainingBudget:
             raise ValueError("near_l3_mm must be positive when near_l3_share is set")
         if not 0.0 <= self.edge_cut_rate <= 1.0:
             raise ValueError("edge_cut_rate must be in [0, 1]")
+        if self.neighbor_offset_jitter_mm:
+            if self.preprocessing.channel_mode != "neighbors":
+                raise ValueError("neighbor_offset_jitter_mm needs 2.5D channels (channel_mode 'neighbors')")
+            if not 0.0 < self.neighbor_offset_jitter_mm < self.preprocessing.neighbor_offset_mm:
+                raise ValueError("neighbor_offset_jitter_mm must be positive and smaller than the neighbour offset")
 
     @classmethod
     def small(cls, **overrides: Any) -> TrainingBudget:
@@ -327,6 +336,7 @@ def train_model(
                 near=near,
                 near_share=budget.near_l3_share,
                 edge_cut_rate=budget.edge_cut_rate,
+                offset_jitter_mm=budget.neighbor_offset_jitter_mm,
             )
             loader = make_loader(cases, plan, budget.preprocessing, params.minibatch_size, pin_memory=device.type == "cuda")
             loader_batch_size = loader.batch_size
