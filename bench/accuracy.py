@@ -166,11 +166,14 @@ def evaluate_case(model: L3Model, case: Case) -> dict:
 
 
 def level_count_text(count: dict | None) -> str:
-    """The vertebra count of a result's ``extra["level_count"]``: its L3 range, ``abstained``, or
-    ``not run`` (``find_l3`` counts only when it found L3)."""
+    """The vertebra count of a result's ``extra["level_count"]``: its L3 range (both counts agreeing),
+    ``one anchor a-b`` (the only count the scan allowed), ``abstained``, or ``not run`` (``find_l3``
+    counts only when it found L3)."""
     if count is None:
         return "not run"
-    return "abstained" if count["l3_slice_range"] is None else "{}-{}".format(*count["l3_slice_range"])
+    if count["l3_slice_range"] is not None:
+        return "{}-{}".format(*count["l3_slice_range"])
+    return "one anchor {}-{}".format(*count["one_count_range"]) if count.get("one_count_range") else "abstained"
 
 
 def truth_text(case: Case) -> str:

@@ -13,6 +13,13 @@ on its own, the truth where known, and the verdict:
   the count from the sacrum and the count from the ribs name different vertebrae).
 
 The counted real abdomen is counted again after linear interpolation to thinner slices.
+
+**One count only.** Most abdominal CTs end above the sacrum or below the ribs; there the counter
+abstains but keeps the one count it could make (``one_count_range``), which is enough to doubt a
+network answer on another level. Its own verdict (`one count`: right / wrong / none) is measured on
+scans cut the way they come: every abdomen and whole-body phantom and the counted real abdomen are
+also counted (a) from the middle of L4 up (the lowest ribs in view, no sacrum: how the held-out
+abdomens of issue 16 were framed) and (b) from the middle of L2 down (the sacrum, no ribs).
 Also the counter's time per scan, and on a 512 x 512 x 495 volume (the ACRIN scan with each
 slice repeated five times, 0.85 mm apart) against the 0.3 s budget.
 """
@@ -29,7 +36,7 @@ from l3locator.level_count import LevelCount, count_levels
 from l3locator.phantoms import generate_phantom
 from l3locator.reading import load_ct
 from l3locator.volume import CTVolume
-from accuracy import COUNTED_L3, HELD_OUT_SEED, SHARED_DATA, real_cases  # the real scans and their truth, as the accuracy benchmark reads them
+from accuracy import COUNTED_L3, COUNTED_LEVELS, HELD_OUT_SEED, SHARED_DATA, real_cases  # the real scans and their truth, as the accuracy benchmark reads them
 from speed import resample_slices  # the speed benchmark's thin-slice volumes, the same way
 
 #: The counted real abdomen is also counted after linear interpolation to these slice counts
@@ -61,12 +68,39 @@ def fmt(r: tuple[int, int] | None) -> str:
     return f"{r[0]}–{r[1]}" if r else "–"
 
 
-def row(name: str, kind: str, volume: CTVolume, truth: tuple[int, int] | None, expected: str) -> dict:
+def one_count_verdict(count: LevelCount, truth: tuple[int, int] | None) -> str:
+    """``right`` / ``wrong`` for the one count of a scan that allows only one, ``none`` otherwise."""
+    if count.one_count_range is None:
+        return "none"
+    return verdict(LevelCount(count.one_count_range), truth)
+
+
+def cut(volume: CTVolume, first: int, last: int) -> CTVolume:
+    """Stored slices ``first``..``last`` (inclusive) of ``volume``, geometry kept."""
+    matrix = volume.ijk_to_ras.copy()
+    matrix[:3, 3] = volume.ras_of_ijk([0, 0, first])
+    return CTVolume(volume.voxels[first : last + 1].copy(), matrix, source=f"{volume.source} [{first}:{last}]")
+
+
+def cuts(volume: CTVolume, l2: tuple[int, int], l3: tuple[int, int], l4: tuple[int, int]) -> list[tuple[str, CTVolume, tuple[int, int]]]:
+    """The two framings of **One count only** (module docstring), with L3's range in each cut:
+    from the middle of L4 towards the head (ribs, no sacrum) and from the middle of L2 towards
+    the feet (sacrum, no ribs). Stored-slice ranges; either storage order."""
+    up = l2[0] > l3[0]  # slice index grows towards the head
+    mid4, mid2, n = (l4[0] + l4[1]) // 2, (l2[0] + l2[1]) // 2, volume.num_slices
+    ribs_side = (mid4, n - 1) if up else (0, mid4)
+    sacrum_side = (0, mid2) if up else (mid2, n - 1)
+    return [(f"from mid L4 {'up' if up else 'towards the head'} (ribs, no sacrum)", cut(volume, *ribs_side), (l3[0] - ribs_side[0], l3[1] - ribs_side[0])),
+            (f"from mid L2 towards the feet (sacrum, no ribs)", cut(volume, *sacrum_side), (l3[0] - sacrum_side[0], l3[1] - sacrum_side[0]))]
+
+
+def row(name: str, kind: str, volume: CTVolume, truth: tuple[int, int] | None, expected: str, one_expected: str = "none") -> dict:
     count, seconds = timed(volume)
     return {"case": name, "kind": kind, "slices": volume.num_slices, "thickness_mm": round(volume.slice_thickness, 3), "truth": fmt(truth),
             "count": fmt(count.l3_range), "anchors": "+".join(count.anchors) or "none", "from_sacrum": fmt(count.from_sacrum),
-            "from_ribs": fmt(count.from_ribs), "verdict": verdict(count, truth), "expected": expected, "seconds": round(seconds, 3),
-            "reason": count.reason}
+            "from_ribs": fmt(count.from_ribs), "verdict": verdict(count, truth), "expected": expected,
+            "one_count": fmt(count.one_count_range), "one_verdict": one_count_verdict(count, truth), "one_expected": one_expected,
+            "seconds": round(seconds, 3), "reason": count.reason}
 
 
 def phantom_rows(count: int, shape_ij: int) -> list[dict]:
@@ -78,8 +112,13 @@ def phantom_rows(count: int, shape_ij: int) -> list[dict]:
         drawn = phantom.params["variant"]
         transitional = drawn in ("lumbarised", "sacralised")
         expected = "abstain" if phantom.l3_range is None or extent in ("chest", "l3_edge") or transitional else "right"
-        rows.append(row(f"phantom-{seed}-{extent}-{thickness}mm-{drawn}", "phantom", phantom.volume, phantom.l3_range, expected))
+        name = f"phantom-{seed}-{extent}-{thickness}mm-{drawn}"
+        rows.append(row(name, "phantom", phantom.volume, phantom.l3_range, expected))
         print(rows[-1], flush=True)
+        if extent in ("abdomen", "whole_body") and {"L2", "L4"} <= set(phantom.body_ranges):
+            for framing, part, truth in cuts(phantom.volume, phantom.body_ranges["L2"], phantom.l3_range, phantom.body_ranges["L4"]):
+                rows.append(row(f"{name} {framing}", "phantom, one anchor", part, truth, "abstain", "any" if transitional else "right"))
+                print(rows[-1], flush=True)
     return rows
 
 
@@ -92,6 +131,15 @@ def real_rows() -> list[dict]:
         rows.append(row(case.name, "real", case.volume, case.truth_range, expected))
         print(rows[-1], flush=True)
         if case.name in COUNTED_L3:
+            levels = COUNTED_LEVELS[case.name]
+            for framing, part, truth in cuts(case.volume, levels["L2"], levels["L3"], levels["L4"]):
+                rows.append(row(f"{case.name} {framing}", "real, one anchor", part, truth, "abstain", "right"))
+                print(rows[-1], flush=True)
+                thin = resample_slices(part, int(round((part.num_slices - 1) * part.slice_thickness / 1.6)) + 1)
+                scale = (thin.num_slices - 1) / (part.num_slices - 1)
+                thin_truth = (int(round(truth[0] * scale)), int(round(truth[1] * scale)))
+                rows.append(row(f"{case.name} {framing}, interpolated to {thin.slice_thickness:.2f} mm", "real, one anchor", thin, thin_truth, "abstain", "right"))
+                print(rows[-1], flush=True)
             for num_slices in THIN_SLICE_COUNTS:
                 thin = resample_slices(case.volume, num_slices)
                 scale = (num_slices - 1) / (case.volume.num_slices - 1)
@@ -116,7 +164,9 @@ def budget_row() -> dict | None:
     truth = (47 * 5, 54 * 5 + 4)
     return {"case": "acrin, slices repeated x5 (512x512x495)", "kind": "budget", "slices": big.num_slices, "thickness_mm": round(big.slice_thickness, 3),
             "truth": fmt(truth), "count": fmt(count.l3_range), "anchors": "+".join(count.anchors) or "none", "from_sacrum": fmt(count.from_sacrum),
-            "from_ribs": fmt(count.from_ribs), "verdict": verdict(count, truth), "expected": "right", "seconds": round(seconds, 3), "reason": count.reason}
+            "from_ribs": fmt(count.from_ribs), "verdict": verdict(count, truth), "expected": "right",
+            "one_count": fmt(count.one_count_range), "one_verdict": one_count_verdict(count, truth), "one_expected": "none",
+            "seconds": round(seconds, 3), "reason": count.reason}
 
 
 def write_markdown(rows: list[dict], path: Path) -> None:
@@ -125,19 +175,23 @@ def write_markdown(rows: list[dict], path: Path) -> None:
              f"{HELD_OUT_SEED:,}, variants forced for some) and the real scans in `../shared`. Verdict: `right` = the range",
              "contains the middle of the true L3; `wrong` = a range that does not (or any range where there is no L3);",
              "`abstain` = no range. `expected` is what a careful counter should do (abstain where an anchor is",
-             "missing or the anatomy is transitional).", ""]
-    for kind in ("phantom", "real", "budget"):
+             "missing or the anatomy is transitional). `one count`: the range of the only count a scan allows (one",
+             "anchor in view), kept apart to doubt an answer on another level; `one verdict` judges it the same way",
+             "(`none`: no such range; `one expected`: `any` on transitional anatomy, where one count is off by design).", ""]
+    for kind in ("phantom", "phantom, one anchor", "real", "real, one anchor", "budget"):
         subset = [r for r in rows if r["kind"] == kind]
         if not subset:
             continue
         tally = {v: sum(r["verdict"] == v for r in subset) for v in ("right", "wrong", "abstain")}
         as_expected = sum(r["verdict"] == r["expected"] for r in subset)
+        one = {v: sum(r["one_verdict"] == v for r in subset) for v in ("right", "wrong")}
         lines += [f"## {kind} ({len(subset)} cases: {tally['right']} right, {tally['wrong']} wrong, {tally['abstain']} abstained; "
-                  f"{as_expected} as expected)", "",
-                  "| case | slices | mm | true L3 | count L3 | anchors | from sacrum | from ribs | verdict | expected | s | reason |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  f"{as_expected} as expected; one count: {one['right']} right, {one['wrong']} wrong)", "",
+                  "| case | slices | mm | true L3 | count L3 | anchors | from sacrum | from ribs | verdict | expected | one count | one verdict | one expected | s | reason |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['case']} | {r['slices']} | {r['thickness_mm']} | {r['truth']} | {r['count']} | {r['anchors']} | {r['from_sacrum']} | "
-                  f"{r['from_ribs']} | {r['verdict']} | {r['expected']} | {r['seconds']} | {r['reason']} |" for r in subset]
+                  f"{r['from_ribs']} | {r['verdict']} | {r['expected']} | {r['one_count']} | {r['one_verdict']} | {r['one_expected']} | "
+                  f"{r['seconds']} | {r['reason']} |" for r in subset]
         lines.append("")
     path.write_text("\n".join(lines))
 
@@ -155,7 +209,8 @@ def main() -> int:
         print(budget)
     write_markdown(rows, Path(args.output))
     wrong = sum(r["verdict"] == "wrong" for r in rows)
-    print(f"wrote {args.output}: {len(rows)} cases, {wrong} wrong")
+    one_wrong = sum(r["one_verdict"] == "wrong" and r["one_expected"] == "right" for r in rows)
+    print(f"wrote {args.output}: {len(rows)} cases, {wrong} wrong; one count wrong where it should be right: {one_wrong}")
     return 0
 
 

