@@ -17,9 +17,10 @@ in slices and mm, the confidence and flags. Pass rules: a scan without L3 must c
 labelled part, or flagged ``l3_at_scan_edge`` with the found run at that same edge. The aggregation ablation compares the locate rule
 with the naive argmax of the raw per-slice probabilities on the same scores. ``level_count`` is the
 classical vertebra count's L3 range (:mod:`l3locator.level_count`; run by ``find_l3`` only when
-L3 is found), ``abstained`` or ``not run``; where the answer lies outside it the flags hold
-``level_disagreement`` (and, where another of the network's runs is centred in the counted range, the answer moves there:
-``level_count_answer``).
+L3 is found; both counts agreeing), ``one anchor a-b`` (the only count the scan allows),
+``abstained`` or ``not run``; where the answer lies outside it the flags hold ``level_disagreement``
+(and, with both counts and another of the network's runs centred in the counted range, the answer
+moves there: ``level_count_answer``).
 
 With ``--compare OLD_FILE`` every real scan is also scored with that model, and a table sets the
 two models' answers, L3 errors, shares of non-L3 slices scored >= 0.5 and flags side by side.

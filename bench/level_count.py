@@ -1,7 +1,8 @@
 """Vertebra-counting benchmark (issue 16): the classical second opinion of :mod:`l3locator.level_count`
 on held-out phantoms (with rib and sacral variants) and every real scan in ../shared/data/real.
 
-    python bench/level_count.py [--phantoms 24] [--phantom-size 256] [--output bench/results/level_count.md]
+    python bench/level_count.py [--phantoms 24] [--phantom-size 256] [--vertebra-template MASK]
+                                [--output bench/results/level_count.md]
 
 Per case: the counter's L3 range (or "abstain"), the anchors it found, the range each count gives
 on its own, the truth where known, and the verdict:
@@ -20,6 +21,9 @@ network answer on another level. Its own verdict (`one count`: right / wrong / n
 scans cut the way they come: every abdomen and whole-body phantom and the counted real abdomen are
 also counted (a) from the middle of L4 up (the lowest ribs in view, no sacrum: how the held-out
 abdomens of issue 16 were framed) and (b) from the middle of L2 down (the sacrum, no ribs).
+The phantoms are drawn twice: with the analytic vertebrae the counter was built on, and with T9-L5
+painted from a real vertebra mask (``--vertebra-template``, as ``bench/accuracy.py`` and the shipped
+model's training data): kinds ``phantom`` and ``phantom, templated``.
 Also the counter's time per scan, and on a 512 x 512 x 495 volume (the ACRIN scan with each
 slice repeated five times, 0.85 mm apart) against the 0.3 s budget.
 """
@@ -34,9 +38,11 @@ import numpy as np
 
 from l3locator.level_count import LevelCount, count_levels
 from l3locator.phantoms import generate_phantom
+from l3locator.phantoms.vertebra_templates import VertebraTemplates
 from l3locator.reading import load_ct
 from l3locator.volume import CTVolume
-from accuracy import COUNTED_L3, COUNTED_LEVELS, HELD_OUT_SEED, SHARED_DATA, real_cases  # the real scans and their truth, as the accuracy benchmark reads them
+from accuracy import (COUNTED_L3, COUNTED_LEVELS, HELD_OUT_SEED, SHARED_DATA, add_vertebra_template_option, real_cases,
+                      vertebra_templates)  # the real scans and their truth, as the accuracy benchmark reads them
 from speed import resample_slices  # the speed benchmark's thin-slice volumes, the same way
 
 #: The counted real abdomen is also counted after linear interpolation to these slice counts
@@ -103,21 +109,24 @@ def row(name: str, kind: str, volume: CTVolume, truth: tuple[int, int] | None, e
             "seconds": round(seconds, 3), "reason": count.reason}
 
 
-def phantom_rows(count: int, shape_ij: int) -> list[dict]:
+def phantom_rows(count: int, shape_ij: int, templates: VertebraTemplates | None = None, kind: str = "phantom") -> list[dict]:
+    """Held-out phantoms (variants forced by :data:`PHANTOM_MIX`), vertebrae from ``templates``
+    (None: analytic), and their one-anchor cuts (kind ``"<kind>, one anchor"``)."""
     rows = []
     for n in range(count):
         extent, thickness, variant = PHANTOM_MIX[n % len(PHANTOM_MIX)]
         seed = HELD_OUT_SEED + n
-        phantom = generate_phantom(seed, shape_ij=(shape_ij, shape_ij), slice_thickness_mm=thickness, extent=extent, variant=variant)
+        phantom = generate_phantom(seed, shape_ij=(shape_ij, shape_ij), slice_thickness_mm=thickness, extent=extent, variant=variant,
+                                   vertebra_templates=templates)
         drawn = phantom.params["variant"]
         transitional = drawn in ("lumbarised", "sacralised")
         expected = "abstain" if phantom.l3_range is None or extent in ("chest", "l3_edge") or transitional else "right"
         name = f"phantom-{seed}-{extent}-{thickness}mm-{drawn}"
-        rows.append(row(name, "phantom", phantom.volume, phantom.l3_range, expected))
+        rows.append(row(name, kind, phantom.volume, phantom.l3_range, expected))
         print(rows[-1], flush=True)
         if extent in ("abdomen", "whole_body") and {"L2", "L4"} <= set(phantom.body_ranges):
             for framing, part, truth in cuts(phantom.volume, phantom.body_ranges["L2"], phantom.l3_range, phantom.body_ranges["L4"]):
-                rows.append(row(f"{name} {framing}", "phantom, one anchor", part, truth, "abstain", "any" if transitional else "right"))
+                rows.append(row(f"{name} {framing}", f"{kind}, one anchor", part, truth, "abstain", "any" if transitional else "right"))
                 print(rows[-1], flush=True)
     return rows
 
@@ -169,16 +178,16 @@ def budget_row() -> dict | None:
             "seconds": round(seconds, 3), "reason": count.reason}
 
 
-def write_markdown(rows: list[dict], path: Path) -> None:
+def write_markdown(rows: list[dict], path: Path, templated: str) -> None:
     lines = ["# Vertebra counting: the classical second opinion (issue 16)", "",
              "`python bench/level_count.py` — `l3locator.level_count.count_levels` on held-out phantoms (seeds from",
-             f"{HELD_OUT_SEED:,}, variants forced for some) and the real scans in `../shared`. Verdict: `right` = the range",
+             f"{HELD_OUT_SEED:,}, variants forced for some; `templated`: vertebrae {templated}) and the real scans in `../shared`. Verdict: `right` = the range",
              "contains the middle of the true L3; `wrong` = a range that does not (or any range where there is no L3);",
              "`abstain` = no range. `expected` is what a careful counter should do (abstain where an anchor is",
              "missing or the anatomy is transitional). `one count`: the range of the only count a scan allows (one",
              "anchor in view), kept apart to doubt an answer on another level; `one verdict` judges it the same way",
              "(`none`: no such range; `one expected`: `any` on transitional anatomy, where one count is off by design).", ""]
-    for kind in ("phantom", "phantom, one anchor", "real", "real, one anchor", "budget"):
+    for kind in ("phantom", "phantom, one anchor", "phantom, templated", "phantom, templated, one anchor", "real", "real, one anchor", "budget"):
         subset = [r for r in rows if r["kind"] == kind]
         if not subset:
             continue
@@ -200,14 +209,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phantoms", type=int, default=24, help="number of held-out phantoms")
     parser.add_argument("--phantom-size", type=int, default=256, help="phantom in-plane size (pixels)")
+    add_vertebra_template_option(parser)
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "level_count.md"))
     args = parser.parse_args()
-    rows = phantom_rows(args.phantoms, args.phantom_size) + real_rows()
+    templates, described = vertebra_templates(args.vertebra_template)
+    rows = phantom_rows(args.phantoms, args.phantom_size)
+    if templates is not None:
+        rows += phantom_rows(args.phantoms, args.phantom_size, templates, "phantom, templated")
+    rows += real_rows()
     budget = budget_row()
     if budget:
         rows.append(budget)
         print(budget)
-    write_markdown(rows, Path(args.output))
+    write_markdown(rows, Path(args.output), described)
     wrong = sum(r["verdict"] == "wrong" for r in rows)
     one_wrong = sum(r["one_verdict"] == "wrong" and r["one_expected"] == "right" for r in rows)
     print(f"wrote {args.output}: {len(rows)} cases, {wrong} wrong; one count wrong where it should be right: {one_wrong}")

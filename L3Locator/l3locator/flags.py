@@ -18,7 +18,8 @@ FLAG_MEANINGS: dict[str, str] = {
     "implausible_extent": "The L3 run is shorter than 10 mm or longer than 60 mm.",
     "low_confidence": "Low confidence: check the slice by eye.",
     "level_disagreement": ("Counting vertebrae from the sacrum and the lowest ribs (or from the one of them "
-                           "in the scan) puts L3 on another level than the network's strongest candidate."),
+                           "in the scan) puts L3 on another level than the network's strongest candidate; "
+                           "a count from one of them alone can itself be a level off: check the level by eye."),
     "small_field_of_view": ("The slices are under 200 mm across (a crop?): the model knows whole-body fields of view, "
                             "so neither its answer nor finding no L3 is reliable here."),
     "blank_slices": ("Some slices hold no image (one value throughout: padding or missing data); L3 may lie "

@@ -37,9 +37,11 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
 5. **Verdict.** Both anchors must be found and name the same body, i.e. exactly five rib-free
    bodies between the lowest ribs and the sacrum; otherwise abstain with the reason. A count of
    four or six is a transitional vertebra (or a missed or extra disc): abstaining is right then.
-   Where only one count is possible (the scan ends above the sacrum or below the ribs, as most
-   abdominal CTs do), its range is kept apart (``one_count_range``): weaker evidence, enough to
-   doubt an answer on another level (:func:`disagrees`) but not to move it.
+   Where only one anchor is found (the scan ends above the sacrum or below the ribs, as most
+   abdominal CTs do), its count is kept apart (``one_count_range``): weaker evidence, enough to
+   doubt an answer on another level (:func:`disagrees`) but not to move it. Where both anchors are
+   found but only one count can be made, that count is not used: on phantoms with real vertebra
+   shapes it was a level off in half such scans (``bench/results/level_count.md``).
 
 Measured on held-out phantoms and the real scans in ``../shared`` (``bench/level_count.py``,
 ``bench/results/level_count.md``). The counter reads a strided copy of about 1/16 of the voxels
@@ -105,8 +107,8 @@ class LevelCount:
         disc_slices: slices of the discs it found (stored indices, ascending), for display.
         from_sacrum, from_ribs: the L3 range each count gives on its own (None when that
             anchor is missing or the count runs out of regular discs).
-        one_count_range: where exactly one of the two counts gives a range, that range (the
-            counter abstains, but an answer on another level is doubted); else None.
+        one_count_range: where only one anchor was found and its count gives a range, that range
+            (the counter abstains, but an answer on another level is doubted); else None.
     """
 
     l3_range: tuple[int, int] | None
@@ -346,7 +348,9 @@ def count_levels(volume: CTVolume) -> LevelCount:
     elif result.from_sacrum is None or result.from_ribs is None:
         result.reason = "only one count possible (" + ", ".join(
             f"{name}: {'L3 at slices %d-%d' % r if r else 'no L3'}" for name, r in (("sacrum", result.from_sacrum), ("ribs", result.from_ribs))) + ")"
-        if (result.from_sacrum is None) != (result.from_ribs is None):
+        if len(anchors) == 2 and (result.from_sacrum or result.from_ribs):
+            result.reason += "; with both anchors found, one count alone is not trusted (the other failed)"
+        elif len(anchors) == 1 and (result.from_sacrum or result.from_ribs):
             result.one_count_range = result.from_sacrum or result.from_ribs
             result.reason += "; an answer on another level is doubted, not moved"
     elif result.from_sacrum != result.from_ribs:
