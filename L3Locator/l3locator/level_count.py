@@ -348,11 +348,12 @@ def count_levels(volume: CTVolume) -> LevelCount:
     elif result.from_sacrum is None or result.from_ribs is None:
         result.reason = "only one count possible (" + ", ".join(
             f"{name}: {'L3 at slices %d-%d' % r if r else 'no L3'}" for name, r in (("sacrum", result.from_sacrum), ("ribs", result.from_ribs))) + ")"
-        if len(anchors) == 2 and (result.from_sacrum or result.from_ribs):
-            result.reason += "; with both anchors found, one count alone is not trusted (the other failed)"
-        elif len(anchors) == 1 and (result.from_sacrum or result.from_ribs):
-            result.one_count_range = result.from_sacrum or result.from_ribs
+        counted = result.from_sacrum or result.from_ribs
+        if counted and len(anchors) == 1:
+            result.one_count_range = counted
             result.reason += "; an answer on another level is doubted, not moved"
+        elif counted:
+            result.reason += "; with both anchors found, one count alone is not trusted (the other failed)"
     elif result.from_sacrum != result.from_ribs:
         result.reason = (f"counts disagree: from the sacrum L3 is slices {result.from_sacrum[0]}-{result.from_sacrum[1]}, "
                          f"from the ribs {result.from_ribs[0]}-{result.from_ribs[1]} (transitional vertebra, or a disc missed)")
