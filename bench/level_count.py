@@ -101,7 +101,14 @@ def cuts(volume: CTVolume, l2: tuple[int, int], l3: tuple[int, int], l4: tuple[i
 
 
 def row(name: str, kind: str, volume: CTVolume, truth: tuple[int, int] | None, expected: str, one_expected: str = "none") -> dict:
+    """One case, counted once and timed."""
     count, seconds = timed(volume)
+    return record(name, kind, volume, count, seconds, truth, expected, one_expected)
+
+
+def record(name: str, kind: str, volume: CTVolume, count: LevelCount, seconds: float, truth: tuple[int, int] | None,
+           expected: str, one_expected: str) -> dict:
+    """The table row of a case whose ``count`` took ``seconds``."""
     return {"case": name, "kind": kind, "slices": volume.num_slices, "thickness_mm": round(volume.slice_thickness, 3), "truth": fmt(truth),
             "count": fmt(count.l3_range), "anchors": "+".join(count.anchors) or "none", "from_sacrum": fmt(count.from_sacrum),
             "from_ribs": fmt(count.from_ribs), "verdict": verdict(count, truth), "expected": expected,
@@ -131,6 +138,13 @@ def phantom_rows(count: int, shape_ij: int, templates: VertebraTemplates | None 
     return rows
 
 
+def thinned(volume: CTVolume, truth: tuple[int, int], num_slices: int) -> tuple[CTVolume, tuple[int, int]]:
+    """``volume`` linearly interpolated to ``num_slices`` slices over the same length, and the
+    stored-slice range ``truth`` carried over."""
+    scale = (num_slices - 1) / (volume.num_slices - 1)
+    return resample_slices(volume, num_slices), (int(round(truth[0] * scale)), int(round(truth[1] * scale)))
+
+
 def real_rows() -> list[dict]:
     """Every real scan of ``accuracy.real_cases`` (the same truth: label maps, or the hand count),
     and the hand-counted abdomen again at thinner slices."""
@@ -144,15 +158,11 @@ def real_rows() -> list[dict]:
             for framing, part, truth in cuts(case.volume, levels["L2"], levels["L3"], levels["L4"]):
                 rows.append(row(f"{case.name} {framing}", "real, one anchor", part, truth, "abstain", "right"))
                 print(rows[-1], flush=True)
-                thin = resample_slices(part, int(round((part.num_slices - 1) * part.slice_thickness / 1.6)) + 1)
-                scale = (thin.num_slices - 1) / (part.num_slices - 1)
-                thin_truth = (int(round(truth[0] * scale)), int(round(truth[1] * scale)))
+                thin, thin_truth = thinned(part, truth, int(round((part.num_slices - 1) * part.slice_thickness / 1.6)) + 1)
                 rows.append(row(f"{case.name} {framing}, interpolated to {thin.slice_thickness:.2f} mm", "real, one anchor", thin, thin_truth, "abstain", "right"))
                 print(rows[-1], flush=True)
             for num_slices in THIN_SLICE_COUNTS:
-                thin = resample_slices(case.volume, num_slices)
-                scale = (num_slices - 1) / (case.volume.num_slices - 1)
-                thin_truth = (int(round(case.truth_range[0] * scale)), int(round(case.truth_range[1] * scale)))
+                thin, thin_truth = thinned(case.volume, case.truth_range, num_slices)
                 rows.append(row(f"{case.name} interpolated to {num_slices} slices", "real", thin, thin_truth, expected))
                 print(rows[-1], flush=True)
     return rows
@@ -167,15 +177,9 @@ def budget_row() -> dict | None:
     matrix = volume.ijk_to_ras.copy()
     matrix[:3, 2] /= 5.0
     big = CTVolume(np.repeat(volume.voxels, 5, axis=0), matrix, source="acrin x5")
-    timed(big)  # warm-up
+    count, _ = timed(big)  # warm-up
     seconds = min(timed(big)[1] for _ in range(3))
-    count = count_levels(big)
-    truth = (47 * 5, 54 * 5 + 4)
-    return {"case": "acrin, slices repeated x5 (512x512x495)", "kind": "budget", "slices": big.num_slices, "thickness_mm": round(big.slice_thickness, 3),
-            "truth": fmt(truth), "count": fmt(count.l3_range), "anchors": "+".join(count.anchors) or "none", "from_sacrum": fmt(count.from_sacrum),
-            "from_ribs": fmt(count.from_ribs), "verdict": verdict(count, truth), "expected": "right",
-            "one_count": fmt(count.one_count_range), "one_verdict": one_count_verdict(count, truth), "one_expected": "none",
-            "seconds": round(seconds, 3), "reason": count.reason}
+    return record("acrin, slices repeated x5 (512x512x495)", "budget", big, count, seconds, (47 * 5, 54 * 5 + 4), "right", "none")
 
 
 def write_markdown(rows: list[dict], path: Path, templated: str) -> None:
@@ -184,8 +188,8 @@ def write_markdown(rows: list[dict], path: Path, templated: str) -> None:
              f"{HELD_OUT_SEED:,}, variants forced for some; `templated`: vertebrae {templated}) and the real scans in `../shared`. Verdict: `right` = the range",
              "contains the middle of the true L3; `wrong` = a range that does not (or any range where there is no L3);",
              "`abstain` = no range. `expected` is what a careful counter should do (abstain where an anchor is",
-             "missing or the anatomy is transitional). `one count`: the range of the only count a scan allows (one",
-             "anchor in view), kept apart to doubt an answer on another level; `one verdict` judges it the same way",
+             "missing or the anatomy is transitional). `one count`: the range of the one count where only one anchor",
+             "was found, kept apart to doubt an answer on another level; `one verdict` judges it the same way",
              "(`none`: no such range; `one expected`: `any` on transitional anatomy, where one count is off by design).", ""]
     for kind in ("phantom", "phantom, one anchor", "phantom, templated", "phantom, templated, one anchor", "real", "real, one anchor", "budget"):
         subset = [r for r in rows if r["kind"] == kind]
