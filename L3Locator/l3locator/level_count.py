@@ -18,7 +18,9 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
 3. **Sacrum anchor (from below).** Per slice, the width of the bone run through the body centre
    in the band from 5 mm in front of to 16 mm behind the body centre (:data:`SACRUM_BAND_MM`): at S1 the sacral alae (and the iliac bones beyond the SI
    joints) make it at least :data:`SACRUM_WIDTH_RATIO` × the median vertebral body width. The
-   top of the highest such stretch (>= 12 mm tall) is S1; the disc at it is L5/S1 (where that
+   top of the highest such stretch (>= 12 mm tall) at least :data:`MIN_RIB_TO_SACRUM_PERIODS`
+   vertebrae below the lowest rib (step 4; on chest CTs the rib heads beside the thoracic bodies
+   are as wide as sacral alae) is S1; the disc at it is L5/S1 (where that
    wedge-shaped disc shows no dip, the top of S1 stands in for it, when the next disc lies one
    vertebra higher), and L3 is the third body above it.
 4. **Rib anchor (from above).** A coronal maximum-intensity picture of a slab from 40 mm in
@@ -27,11 +29,11 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
    column, a **rib** is a thin-bone component that starts at the spine (within 15 mm of the
    column), reaches at least :data:`RIB_REACH_MM` from the midline (most lumbar transverse
    processes stop short of it) and drops at least :data:`RIB_DROP_MM` from its medial to its
-   lateral end (transverse processes are level). The lowest vertebra a rib starts from is the last rib-bearing one
-   (T12 in the usual anatomy), and L3 is the third body below it.
-   The sacrum must lie at least :data:`MIN_RIB_TO_SACRUM_PERIODS` vertebrae below the lowest rib;
-   where it does not (on chest CTs the rib heads beside the thoracic bodies pass for sacral alae),
-   one of the two anchors is false and there is no count at all.
+   lateral end (transverse processes are level). A rib counts only when another confirms it: one
+   on the other side (its partner, or the next one up where the partner is too short to be seen)
+   or the next one up on the same side (:func:`_confirms`); a lone one is an iliac rim or a long
+   transverse process more often. The lowest vertebra a confirmed rib starts from is the last
+   rib-bearing one (T12 in the usual anatomy), and L3 is the third body below it.
    Either count holds only where every disc gap from its anchor to L3 is one vertebra (0.6–1.4 ×
    the period): a missed or an extra disc on the way would shift it by a level.
 5. **Verdict.** Both anchors must be found and name the same body, i.e. exactly five rib-free
@@ -81,6 +83,8 @@ RIB_REACH_MM = 55.0
 OPENING_MM = 12.0
 #: Least drop (mm) of a rib from where it leaves the spine to its lateral end (processes are level).
 RIB_DROP_MM = 15.0
+#: A rib's partner on the other side leaves the spine within this height (mm) of it.
+RIB_PAIR_MM = 12.0
 #: An answer more than this share of the counted L3 range's length outside it is another level: the
 #: range is L3's body, so a quarter (8-9 mm for a lumbar body, about a disc's height) reaches across
 #: the disc and no further (half, the earlier value, accepted answers up to the middle of the next
@@ -92,7 +96,7 @@ DISAGREEMENT_CONFIDENCE_CAP = 0.3
 #: Bodies from the lowest rib-bearing vertebra down to L3, and from L3 down to the sacrum.
 BODIES_BELOW_RIBS, BODIES_ABOVE_SACRUM = 3, 3
 #: The sacrum lies at least this many spine periods below the lowest rib (five lumbar bodies in the
-#: usual anatomy, four with a sacralised L5 or thirteen ribs): anchors closer than that contradict.
+#: usual anatomy, four with a sacralised L5 or thirteen ribs): it is not looked for higher.
 MIN_RIB_TO_SACRUM_PERIODS = 2.0
 
 
@@ -198,8 +202,9 @@ def _find_discs(profile: np.ndarray, dz: float) -> tuple[np.ndarray, float]:
     return np.asarray(discs), period
 
 
-def _sacrum_top(spine: SpineTrack, body_width_mm: float) -> float | None:
-    """Step 3: height (mm above slice 0) of the top of S1, or None when no sacrum is seen."""
+def _sacrum_top(spine: SpineTrack, body_width_mm: float, highest_mm: float | None = None) -> float | None:
+    """Step 3: height (mm above slice 0) of the top of S1, or None when no sacrum is seen.
+    ``highest_mm``: where the sacrum's top can lie at most (below the lowest rib); None: anywhere."""
     coarse, step = spine.coarse, spine.step
     cpx = (spine.pixel_mm[0] * step, spine.pixel_mm[1] * step)
     wide = np.zeros(coarse.shape[0], bool)
@@ -215,10 +220,9 @@ def _sacrum_top(spine: SpineTrack, body_width_mm: float) -> float | None:
         left = c - np.argmin(line[c::-1]) if not line[: c + 1].all() else 0
         right = c + np.argmin(line[c:]) if not line[c:].all() else len(line)
         wide[k] = (right - left) * cpx[1] >= SACRUM_WIDTH_RATIO * body_width_mm
-    runs = [(a, b) for a, b in _runs(wide) if (b - a + 1) * spine.dz >= 12.0]
-    if not runs:
-        return None
-    return float(runs[-1][1]) * spine.dz
+    tops = [b * spine.dz for a, b in _runs(wide) if (b - a + 1) * spine.dz >= 12.0]
+    tops = [top for top in tops if highest_mm is None or top <= highest_mm]
+    return float(tops[-1]) if tops else None
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -243,8 +247,9 @@ def _body_width_mm(spine: SpineTrack) -> float:
     return float(np.median(widths)) if widths else 0.0
 
 
-def _lowest_rib_mm(spine: SpineTrack, body_width_mm: float) -> float | None:
-    """Step 4: height (mm above slice 0) where the lowest rib leaves the spine, or None."""
+def _lowest_rib_mm(spine: SpineTrack, body_width_mm: float, period_mm: float) -> float | None:
+    """Step 4: height (mm above slice 0) where the lowest confirmed rib leaves the spine, or None.
+    ``period_mm``: the spine's period (body plus disc)."""
     coarse, step = spine.coarse, spine.step
     cpx = (spine.pixel_mm[0] * step, spine.pixel_mm[1] * step)
     n, _, width = coarse.shape
@@ -263,11 +268,11 @@ def _lowest_rib_mm(spine: SpineTrack, body_width_mm: float) -> float | None:
     column = body_width_mm / 2 + 4.0
     thin = bone & ~thick & (lateral_mm > column)
     labels, _ = ndimage.label(thin, np.ones((3, 3), bool))
-    lowest = None
+    ribs = []  # (height mm where it leaves the spine, side: +1 patient left, -1 right)
     for index, sl in enumerate(ndimage.find_objects(labels), start=1):
         zz, xx_ = np.nonzero(labels[sl] == index)
-        zz = zz + sl[0].start
-        dist = lateral_mm[zz, xx_ + sl[1].start]
+        zz, xx_ = zz + sl[0].start, xx_ + sl[1].start
+        dist = lateral_mm[zz, xx_]
         if dist.min() > column + 15.0 or dist.max() < RIB_REACH_MM:
             continue
         medial = dist <= dist.min() + 6.0
@@ -275,8 +280,20 @@ def _lowest_rib_mm(spine: SpineTrack, body_width_mm: float) -> float | None:
         z_medial, z_lateral = zz[medial].max() * spine.dz, zz[lateral].mean() * spine.dz
         if z_medial - z_lateral < RIB_DROP_MM:
             continue
-        lowest = z_medial if lowest is None else min(lowest, z_medial)
-    return lowest
+        ribs.append((z_medial, 1 if xx_.mean() > cols[zz].mean() else -1))
+    confirmed = [rib[0] for i, rib in enumerate(ribs) if any(_confirms(other, rib, period_mm) for other in ribs[:i] + ribs[i + 1 :])]
+    return min(confirmed) if confirmed else None
+
+
+def _confirms(other: tuple[float, int], rib: tuple[float, int], period_mm: float) -> bool:
+    """Whether the rib ``other`` confirms ``rib`` (each: height in mm, side): a rib on the other side
+    from :data:`RIB_PAIR_MM` below it to 1.5 periods above it (its partner, or the next one up
+    where its partner is too short to be seen), or the next rib up on the same side (0.5-1.5
+    periods higher). A lone "rib" is an iliac crest's rim or a long transverse process more often
+    than a rib."""
+    (z, side), (z_other, side_other) = rib, other
+    lowest_above = -RIB_PAIR_MM if side_other != side else 0.5 * period_mm
+    return lowest_above <= z_other - z <= 1.5 * period_mm
 
 
 def count_levels(volume: CTVolume) -> LevelCount:
@@ -306,11 +323,9 @@ def count_levels(volume: CTVolume) -> LevelCount:
         return LevelCount(None, reason="no spine found")
     discs_mm, period = _find_discs(_body_profile(spine), dz)
     body_width = _body_width_mm(spine)
-    sacrum = _sacrum_top(spine, body_width) if body_width > 0 else None
-    rib = _lowest_rib_mm(spine, body_width) if body_width > 0 else None
-    if sacrum is not None and rib is not None and rib - sacrum < MIN_RIB_TO_SACRUM_PERIODS * period:
-        return LevelCount(None, reason=(f"the sacrum found {sacrum - rib:+.0f} mm from the lowest rib (it lies at least "
-                                        f"{MIN_RIB_TO_SACRUM_PERIODS:.0f} vertebrae below): one of the two anchors is false"))
+    rib = _lowest_rib_mm(spine, body_width, period) if body_width > 0 else None
+    highest_sacrum = None if rib is None else rib - MIN_RIB_TO_SACRUM_PERIODS * period
+    sacrum = _sacrum_top(spine, body_width, highest_sacrum) if body_width > 0 else None
     anchors = [name for name, found in (("sacrum", sacrum), ("ribs", rib)) if found is not None]
     result = LevelCount(None, anchors)
     tolerance = max(0.3 * period, 6.0)

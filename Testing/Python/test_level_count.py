@@ -149,17 +149,52 @@ def test_a_disc_missed_between_the_anchor_and_l3_voids_that_count(abdomen, monke
     assert "not trusted" in count.reason
 
 
-def test_a_sacrum_found_above_the_lowest_rib_voids_both_anchors(abdomen, monkeypatch):
-    """Anchors that contradict (the sacrum less than two vertebrae below the lowest rib) give no
-    count at all, not a one-anchor count from whichever of them is false."""
-    import l3locator.level_count as level_count
+def _painted(phantom, paint) -> CTVolume:
+    """A copy of ``phantom.volume`` with ``paint(stack, rows, cols, dz)`` applied to its axial stack
+    (slice 0 lowest; rows, cols: the vertebral body's centre per slice)."""
+    from l3locator.spine import vertebral_body_centres
 
-    monkeypatch.setattr(level_count, "_sacrum_top", lambda spine, width: None)
-    assert count_levels(abdomen.volume).one_count_range is not None  # the ribs alone count L3 here
-    monkeypatch.setattr(level_count, "_sacrum_top", lambda spine, width: level_count._lowest_rib_mm(spine, width) + 20.0)
-    count = count_levels(abdomen.volume)
-    assert count.anchors == [] and count.l3_range is None and count.one_count_range is None, count.reason
-    assert "anchors is false" in count.reason
+    volume = CTVolume(phantom.volume.voxels.copy(), phantom.volume.ijk_to_ras.copy())
+    assert volume.superior_step > 0
+    rows, cols = vertebral_body_centres(volume)
+    paint(volume.axial_stack(), rows, cols, volume.slice_thickness)
+    return volume
+
+
+def test_wide_bone_above_the_lowest_rib_is_not_taken_for_the_sacrum(abdomen):
+    """On chest CTs the rib heads beside the thoracic bodies make the bone through the body centre
+    as wide as the sacral alae: a wide stretch higher than two vertebrae below the lowest rib is
+    not the sacrum (the highest wide stretch was, and the count was lost)."""
+    expected = count_levels(abdomen.volume).l3_range
+    assert expected is not None
+
+    def wide_plate_at_the_top(stack, rows, cols, dz):
+        top = stack.shape[0] - int(25.0 / dz)
+        for k in range(top, top + int(20.0 / dz)):
+            r, c = int(rows[k]), int(cols[k])
+            stack[k, r - 2 : r + 3, max(c - 60, 0) : c + 61] = 600.0
+
+    count = count_levels(_painted(abdomen, wide_plate_at_the_top))
+    assert count.anchors == ["sacrum", "ribs"] and count.l3_range == expected, count.reason
+
+
+def test_a_lone_rib_like_bone_below_the_ribs_is_not_the_lowest_rib(abdomen):
+    """A thin bone leaving the spine and dropping sideways at L3 (a long transverse process, an
+    iliac rim) with no partner on the other side and no rib above it within a vertebra and a half
+    is not taken for the lowest rib (it was, and the count from the ribs was off by levels)."""
+    expected = count_levels(abdomen.volume).l3_range
+    assert expected is not None
+    l3_top = abdomen.body_ranges["L3"][1]
+
+    def one_sided_rib_at_l3(stack, rows, cols, dz):
+        pixel = abdomen.volume.spacing[0]
+        for k in range(l3_top - int(25.0 / dz), l3_top + 1):
+            lateral_mm = 30.0 + 45.0 * (l3_top - k) * dz / 25.0  # 30 mm out at L3's top, 75 mm 25 mm lower
+            r, c = int(rows[k]), int(cols[k] + lateral_mm / pixel)
+            stack[k, r + 5 : r + 9, c - int(12.0 / pixel) : c + 2] = 600.0
+
+    count = count_levels(_painted(abdomen, one_sided_rib_at_l3))
+    assert count.anchors == ["sacrum", "ribs"] and count.l3_range == expected, count.reason
 
 
 def test_an_answer_outside_the_counted_range_by_more_than_a_quarter_vertebra_disagrees():
