@@ -47,8 +47,14 @@ answers on every run).
 float32 pass (measurement only). Within float32, batching and memory layout change
 probabilities by about 1e-6.
 
-When sampling would not save a quarter of the work (short scans, thick slices) every slice is
-scored, in order, in float32 (in bfloat16 only when ``"bf16"`` is asked for).
+When sampling could not save a quarter of the work even on a scan without any L3-like evidence
+(the coarse samples and one run's window alone would reach that much: very short scans, slices
+thicker than half the coarse step) every slice is scored, in order, in float32 (in bfloat16 only
+when ``"bf16"`` is asked for). Whether L3 is there is not assumed up front: until 2026-12 a tall
+L3 run was, which sent thin-sliced short scans to every slice in float32; on the real spine
+crop in ../shared resampled to 500 slices that cost 5.6 s where sampling, which found little
+evidence, took 1.4 s for the same answer (``bench/results/speed.md``). Where the evidence does
+cover the scan, the switch below bounds the cost.
 
 **Never slower than scoring every slice**: on an uncertain profile (a model that sees L3-like
 evidence along much of the scan) the refinement could score most slices in bfloat16 and then
@@ -73,10 +79,6 @@ from .engine import ProgressCallback, ScanSlices, SliceClassifier, default_batch
 from .locate import LocateRule, candidate_runs, probability_bounds, smooth, smoothing_weights, uncertain_slices
 from .modelfile import L3Model
 from .volume import CTVolume
-
-#: Tallest plausible L3 run (mm), for estimating what sampling would cost.
-L3_RUN_MM = 40.0
-
 
 @dataclass(frozen=True)
 class SamplingPlan:
@@ -138,7 +140,7 @@ class ScoredCurve:
         scored: bool ``[num_slices]``, True where the model scored the slice.
         rescored: bool ``[num_slices]``, True where a bfloat16 score was replaced by float32's.
         precision: ``"fp32"``, ``"bf16"`` or ``"mixed"``, as used.
-        strategy: ``"coarse-to-fine"``, ``"every-slice"`` (chosen up front: sampling would not
+        strategy: ``"coarse-to-fine"``, ``"every-slice"`` (chosen up front: sampling could not
             save enough) or ``"switched-to-every-slice"`` (the samples showed an uncertain
             profile; see the module docstring).
     """
@@ -280,7 +282,7 @@ def score_coarse_to_fine(
     step = coarse_step_slices(thickness, plan)
     weights = smoothing_weights(n, thickness, rule)
     reach = len(weights) - 1
-    every_slice = step < 2 or n / step + L3_RUN_MM / thickness + 2 * reach + 2 > (1.0 - plan.min_saving) * n
+    every_slice = step < 2 or n / step + 2 * reach + 2 > (1.0 - plan.min_saving) * n
     if every_slice and mode == "mixed":
         mode = "fp32"
     screen = SliceClassifier(model, dev, "fp32" if mode == "fp32" else "bf16")

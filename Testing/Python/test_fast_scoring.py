@@ -224,13 +224,27 @@ def test_coarse_step_samples_the_shortest_l3_twice():
 
 def test_short_scans_are_scored_in_full_in_order():
     phantom = generate_phantom(5, shape_ij=(32, 32), slice_thickness_mm=5.0, extent="abdomen")
-    volume = CTVolume(np.ascontiguousarray(phantom.volume.voxels[:30]), phantom.volume.ijk_to_ras)  # 150 mm
+    volume = CTVolume(np.ascontiguousarray(phantom.volume.voxels[:20]), phantom.volume.ijk_to_ras)  # 100 mm
     model = L3Model.new("resnet18", PreprocessingConfig(input_size=32))
     seen = []
     result = find_l3(volume, model, batch_size=8, progress=lambda done, total: seen.append((done, total)))
     n = volume.num_slices
     assert result.scored_slices is None and result.extra["scoring"]["strategy"] == "every-slice"
     assert seen == [(min(n, d), n) for d in range(8, n + 8, 8)]
+
+
+def test_a_short_thin_sliced_scan_without_evidence_is_sampled_not_scored_in_full():
+    # 70 mm in 0.5 mm slices (a spine crop read finely): whether L3 is there is not assumed up front;
+    # with no L3-like evidence the coarse samples settle it
+    phantom = generate_phantom(5, shape_ij=(32, 32), slice_thickness_mm=0.5, extent="abdomen")
+    volume = CTVolume(np.ascontiguousarray(phantom.volume.voxels[:140]), phantom.volume.ijk_to_ras)
+    model = constant_model(0.02)
+    calls = counting(model)
+    curve = score_coarse_to_fine(model, volume, rule=model.locate_rule, precision="fp32")
+    assert curve.strategy == "coarse-to-fine" and sum(k for _, k in calls) == curve.scored.sum() < volume.num_slices / 4
+    reference = find_l3(volume, model, exhaustive=True)
+    fast = find_l3(volume, model, precision="fp32")
+    assert (fast.l3_slice_index, fast.flags) == (reference.l3_slice_index, reference.flags)
 
 
 def test_progress_grows_to_the_planned_total_and_cancel_stops(case):
