@@ -33,9 +33,12 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
    on the other side (its partner, or the next one up where the partner is too short to be seen)
    or the next one up on the same side (:func:`_confirms`); a lone one is an iliac rim or a long
    transverse process more often. The lowest vertebra a confirmed rib starts from is the last
-   rib-bearing one (T12 in the usual anatomy), and L3 is the third body below it.
-   Either count holds only where every disc gap from its anchor to L3 is one vertebra (0.6–1.4 ×
-   the period): a missed or an extra disc on the way would shift it by a level.
+   rib-bearing one (T12 in the usual anatomy): the body below the first disc above the rib's
+   highest medial point less :data:`RIB_HEAD_BELOW_DISC` periods (the rib head sits just below
+   that disc), and L3 is the third body below it.
+   Either count holds only where every disc gap from its anchor to L3 is one vertebra
+   (:data:`DISC_GAP_PERIODS`, 0.6–1.4 × the period): a missed or an extra disc on the way would
+   shift it by a level.
 5. **Verdict.** Both anchors must be found and name the same body, i.e. exactly five rib-free
    bodies between the lowest ribs and the sacrum; otherwise abstain with the reason. A count of
    four or six is a transitional vertebra (or a missed or extra disc): abstaining is right then.
@@ -72,6 +75,10 @@ MIN_DISC_DIP_HU = 25.0
 #: period (body plus disc): enough of the next body to see the dip, and a scan that ends half-way
 #: down L4 still shows the L3/L4 disc (half a period, the earlier margin, lost it).
 DISC_EDGE_FRACTION = 0.3
+#: A gap between consecutive discs on a count's way is one vertebra when it is this many periods long.
+#: (0.7 at the short end was tried: on three phantom sets it cut as many right counts as wrong ones;
+#: bench/README.md.)
+DISC_GAP_PERIODS = (0.6, 1.4)
 #: A slice is sacral when its bone run is this many times the median vertebral body width.
 SACRUM_WIDTH_RATIO = 1.8
 #: The sacral bone run is read in the rows from this far in front of to this far behind the body
@@ -85,6 +92,10 @@ OPENING_MM = 12.0
 RIB_DROP_MM = 15.0
 #: A rib's partner on the other side leaves the spine within this height (mm) of it.
 RIB_PAIR_MM = 12.0
+#: The highest point of the lowest rib's medial end lies in the upper part of its vertebra, a little
+#: below the disc above it (2-5 mm on phantoms), and a disc found a few mm low can fall just below it:
+#: the disc above the rib-bearing body is the first one above the rib less this share of the period.
+RIB_HEAD_BELOW_DISC = 0.25
 #: An answer more than this share of the counted L3 range's length outside it is another level: the
 #: range is L3's body, so a quarter (8-9 mm for a lumbar body, about a disc's height) reaches across
 #: the disc and no further (half, the earlier value, accepted answers up to the middle of the next
@@ -285,6 +296,14 @@ def _lowest_rib_mm(spine: SpineTrack, body_width_mm: float, period_mm: float) ->
     return min(confirmed) if confirmed else None
 
 
+def _disc_above_rib(discs_mm: np.ndarray, rib_mm: float, period_mm: float) -> int | None:
+    """Index in ``discs_mm`` (ascending heights, mm) of the disc above the lowest rib-bearing
+    vertebra, whose rib leaves the spine at ``rib_mm`` (its highest medial point), or None: the first
+    disc above ``rib_mm`` less :data:`RIB_HEAD_BELOW_DISC` periods."""
+    above = np.flatnonzero(discs_mm > rib_mm - RIB_HEAD_BELOW_DISC * period_mm)
+    return int(above[0]) if above.size else None
+
+
 def _confirms(other: tuple[float, int], rib: tuple[float, int], period_mm: float) -> bool:
     """Whether the rib ``other`` confirms ``rib`` (each: height in mm, side): a rib on the other side
     from :data:`RIB_PAIR_MM` below it to 1.5 periods above it (its partner, or the next one up
@@ -338,7 +357,7 @@ def count_levels(volume: CTVolume) -> LevelCount:
         if first < 0 or last >= len(discs_mm):
             return None
         gaps = np.diff(discs_mm[first : last + 1])
-        if not np.all((0.6 * period <= gaps) & (gaps <= 1.4 * period)):
+        if not np.all((DISC_GAP_PERIODS[0] * period <= gaps) & (gaps <= DISC_GAP_PERIODS[1] * period)):
             return None
         return stored(discs_mm[lower_disc] + 0.5 * dz, discs_mm[lower_disc + 1] - 0.5 * dz)
 
@@ -354,9 +373,8 @@ def count_levels(volume: CTVolume) -> LevelCount:
         if below.size:  # L5/S1; L3 lies between the discs 2 and 3 above it
             result.from_sacrum = body(int(below[-1]) + BODIES_ABOVE_SACRUM - 1, int(below[-1]))
     if rib is not None:
-        above = np.flatnonzero(discs_mm > rib)
-        if above.size:  # the disc above the lowest rib-bearing body; L3 is three bodies below it
-            top = int(above[0])
+        top = _disc_above_rib(discs_mm, rib, period)
+        if top is not None:  # L3 is three bodies below the lowest rib-bearing one
             result.from_ribs = body(top - BODIES_BELOW_RIBS - 1, top) if top - BODIES_BELOW_RIBS - 1 >= 0 else None
     if not anchors:
         result.reason = "neither the sacrum nor the lowest ribs found"

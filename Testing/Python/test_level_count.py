@@ -123,6 +123,27 @@ def test_one_anchor_in_view_gives_one_count_kept_apart_from_the_verdict(seed, th
     assert whole.l3_range is not None and whole.one_count_range is None  # both counts: the verdict itself
 
 
+def test_the_lowest_rib_bearing_body_is_below_the_disc_its_rib_head_touches():
+    """The lowest rib leaves the spine just below the disc above its vertebra; a disc found a few mm
+    low sits level with the rib's highest point, and is still that disc (not the one a vertebra up)."""
+    from l3locator.level_count import _disc_above_rib
+
+    discs = np.array([16.0, 48.0, 81.0, 118.0, 145.0, 175.0])  # mm; a 31 mm period
+    assert _disc_above_rib(discs, 145.0, 31.0) == 4  # level with the rib: T11/T12 (was the T10/T11 disc)
+    assert _disc_above_rib(discs, 141.0, 31.0) == 4 and _disc_above_rib(discs, 130.0, 31.0) == 4
+    assert _disc_above_rib(discs, 190.0, 31.0) is None  # no disc above the rib: no count
+
+
+def test_a_count_from_the_ribs_is_not_a_level_high_where_a_disc_lies_level_with_the_rib():
+    """A held-out phantom (5 mm) cut from the middle of L4 up: its T11/T12 disc was found level
+    with the lowest rib's head, and the count from the ribs named L2 (bench/results/level_count_validation.md)."""
+    phantom = generate_phantom(3_000_012, shape_ij=(256, 256), slice_thickness_mm=5.0, extent="abdomen", variant="normal")
+    volume, l3 = ribs_only(phantom)
+    count = count_levels(volume)
+    assert count.anchors == ["ribs"] and count.one_count_range is not None, count.reason
+    assert count.one_count_range[0] <= middle(l3) <= count.one_count_range[1], (count.one_count_range, l3)
+
+
 def test_a_disc_missed_between_the_anchor_and_l3_voids_that_count(abdomen, monkeypatch):
     """Counting bodies by disc index, the L1/L2 disc lost would put the count from the ribs on L4;
     that count is dropped instead; the sacrum's (which does not pass L1/L2) is kept in ``from_sacrum``
