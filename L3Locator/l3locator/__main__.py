@@ -1,7 +1,5 @@
 """``python -m l3locator``: the same as the ``l3locator`` command."""
 
-import sys
+from .cli import run_and_exit
 
-from .cli import main
-
-sys.exit(main())
+run_and_exit()

@@ -311,3 +311,47 @@ def test_help_and_parser_import_neither_torch_nor_the_phantom_generator():
     assert done.stdout.strip() == ""
     help_run = subprocess.run([sys.executable, "-m", "l3locator", "train", "--help"], capture_output=True, text=True, timeout=60)
     assert help_run.returncode == 0 and "--trials" in help_run.stdout and ":mod:" not in help_run.stdout
+
+
+# --- the command's quick exit ----------------------------------------------------------------------
+
+
+def test_the_command_prints_its_whole_answer_and_its_exit_code_before_the_quick_exit(always_l3, scan, tmp_path):
+    """``python -m l3locator find`` ends with ``os._exit`` (no interpreter teardown): the JSON on a
+    pipe is whole, the output file written, and the exit code kept."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "L3Locator")}
+    command = [sys.executable, "-m", "l3locator", "find", str(scan), "--model", str(always_l3), "--json", "--output-dir", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["l3_found"] and len(answer["slice_probabilities"]) == 12
+    assert json.loads((tmp_path / "body_L3.json").read_text())["l3_slice_index"] == answer["l3_slice_index"]
+    missing = subprocess.run([sys.executable, "-m", "l3locator", "find", str(tmp_path / "none.nii.gz")], capture_output=True, text=True,
+                             timeout=300, env=env)
+    assert missing.returncode == 2 and "none.nii.gz" in missing.stderr
+    # output still in Python's buffers (a pipe is block-buffered) is flushed before the exit
+    buffered = ("import l3locator.cli as cli; cli.main = lambda: print('x' * 5000, end='') or 4; cli.run_and_exit()")
+    buffering = {name: value for name, value in env.items() if name != "PYTHONUNBUFFERED"}
+    done = subprocess.run([sys.executable, "-c", buffered], capture_output=True, text=True, timeout=60, env=buffering)
+    assert (done.returncode, done.stdout) == (4, "x" * 5000)
+
+
+def test_the_quick_exit_waits_for_a_running_thread(monkeypatch, capsys):
+    import l3locator.cli as cli
+
+    exits: list[tuple[str, int]] = []
+    monkeypatch.setattr(cli, "main", lambda: print("answer") or 3)
+    monkeypatch.setattr(cli.os, "_exit", lambda code: exits.append(("quick", code)))
+    cli.run_and_exit()
+    assert exits == [("quick", 3)] and capsys.readouterr().out == "answer\n"
+
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)
+    worker.start()
+    try:
+        with pytest.raises(SystemExit) as usual:
+            cli.run_and_exit()
+    finally:
+        release.set()
+        worker.join()
+    assert usual.value.code == 3 and exits == [("quick", 3)]
