@@ -38,7 +38,9 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
    that disc), and L3 is the third body below it.
    Either count holds only where every disc gap from its anchor to L3 is one vertebra
    (:data:`DISC_GAP_PERIODS`, 0.6–1.4 × the period): a missed or an extra disc on the way would
-   shift it by a level.
+   shift it by a level. Here the period is the lumbar spine's, read from the profile between the
+   anchors (:func:`_lumbar_period`): on a whole-body scan the whole profile's is the thoracic
+   spine's, a fifth shorter, and lumbar gaps checked against it failed.
 5. **Verdict.** Both anchors must be found and name the same body, i.e. exactly five rib-free
    bodies between the lowest ribs and the sacrum; otherwise abstain with the reason. A count of
    four or six is a transitional vertebra (or a missed or extra disc): abstaining is right then.
@@ -106,6 +108,9 @@ DISAGREEMENT_FRACTION = 0.25
 DISAGREEMENT_CONFIDENCE_CAP = 0.3
 #: Bodies from the lowest rib-bearing vertebra down to L3, and from L3 down to the sacrum.
 BODIES_BELOW_RIBS, BODIES_ABOVE_SACRUM = 3, 3
+#: Without the other anchor, the lumbar spine's period is read this far (mm) above the sacrum or below
+#: the lowest rib (five lumbar vertebrae and a half).
+LUMBAR_REACH_MM = 220.0
 #: The sacrum lies at least this many spine periods below the lowest rib (five lumbar bodies in the
 #: usual anatomy, four with a sacralised L5 or thirteen ribs): it is not looked for higher.
 MIN_RIB_TO_SACRUM_PERIODS = 2.0
@@ -211,6 +216,20 @@ def _find_discs(profile: np.ndarray, dz: float) -> tuple[np.ndarray, float]:
         if min(above, below) - p[m] >= MIN_DISC_DIP_HU and margin <= m <= len(p) - 1 - margin:
             discs.append(grid[m])
     return np.asarray(discs), period
+
+
+def _lumbar_period(profile: np.ndarray, dz: float, sacrum_mm: float | None, rib_mm: float | None) -> float | None:
+    """The spine's period (mm) read from the part of the body profile where the counts run: from
+    just below the sacrum's top to just above the lowest rib, or :data:`LUMBAR_REACH_MM` from the one
+    found (heights in mm above slice 0). None without an anchor, or on under 60 mm of profile."""
+    if sacrum_mm is None and rib_mm is None:
+        return None
+    low = sacrum_mm - 15.0 if sacrum_mm is not None else rib_mm - LUMBAR_REACH_MM
+    high = rib_mm + 15.0 if rib_mm is not None else sacrum_mm + LUMBAR_REACH_MM
+    first, last = max(0, int(low / dz)), min(len(profile) - 1, int(np.ceil(high / dz)))
+    if (last - first) * dz <= 60.0:
+        return None
+    return _find_discs(profile[first : last + 1], dz)[1] or None
 
 
 def _sacrum_top(spine: SpineTrack, body_width_mm: float, highest_mm: float | None = None) -> float | None:
@@ -340,11 +359,14 @@ def count_levels(volume: CTVolume) -> LevelCount:
     spine = track_spine(stack, pixel_mm, dz)
     if spine is None:
         return LevelCount(None, reason="no spine found")
-    discs_mm, period = _find_discs(_body_profile(spine), dz)
+    profile = _body_profile(spine)
+    discs_mm, period = _find_discs(profile, dz)
     body_width = _body_width_mm(spine)
     rib = _lowest_rib_mm(spine, body_width, period) if body_width > 0 else None
     highest_sacrum = None if rib is None else rib - MIN_RIB_TO_SACRUM_PERIODS * period
     sacrum = _sacrum_top(spine, body_width, highest_sacrum) if body_width > 0 else None
+    # the gaps on a count's way are checked against the lumbar spine's period, not the whole scan's
+    period = _lumbar_period(profile, dz, sacrum, rib) or period
     anchors = [name for name, found in (("sacrum", sacrum), ("ribs", rib)) if found is not None]
     result = LevelCount(None, anchors)
     tolerance = max(0.3 * period, 6.0)
