@@ -253,15 +253,24 @@ def run_and_exit() -> NoReturn:
     Once torch has run, the interpreter's own teardown (finalising torch's modules and thread pools)
     takes 0.7-0.9 s on a 2-core CPU, a sixth of a cold ``find`` (``bench/results/speed.md``). Every
     command has closed its files by the time :func:`main` returns, so the process flushes its
-    streams and logging and ends at once, unless a thread other than the main one is still running
-    (then it exits the usual way, which waits for it)."""
+    streams and logging and ends at once, unless a thread other than the main one or a child process
+    is still running (then it exits the usual way, which waits for them)."""
     code = main()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    if any(t is not threading.main_thread() and t.is_alive() and not t.daemon for t in threading.enumerate()):
+    if _still_working():
         sys.exit(code)
     os._exit(code)
+
+
+def _still_working() -> bool:
+    """Whether a thread other than the main one, or a child process, is still running (their work
+    and ``multiprocessing``'s clean-up at exit must not be cut short)."""
+    if any(t is not threading.main_thread() and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        return True
+    processes = sys.modules.get("multiprocessing")
+    return processes is not None and bool(processes.active_children())
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -336,7 +337,7 @@ def test_the_command_prints_its_whole_answer_and_its_exit_code_before_the_quick_
     assert (done.returncode, done.stdout) == (4, "x" * 5000)
 
 
-def test_the_quick_exit_waits_for_a_running_thread(monkeypatch, capsys):
+def test_the_quick_exit_waits_for_a_running_thread_or_child_process(monkeypatch, capsys):
     import l3locator.cli as cli
 
     exits: list[tuple[str, int]] = []
@@ -355,3 +356,15 @@ def test_the_quick_exit_waits_for_a_running_thread(monkeypatch, capsys):
         release.set()
         worker.join()
     assert usual.value.code == 3 and exits == [("quick", 3)]
+
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(30,))
+    child.start()
+    try:
+        with pytest.raises(SystemExit):
+            cli.run_and_exit()
+    finally:
+        child.terminate()
+        child.join()
+    assert exits == [("quick", 3)]
