@@ -2,7 +2,10 @@
 on held-out phantoms (with rib and sacral variants) and every real scan in ../shared/data/real.
 
     python bench/level_count.py [--phantoms 24] [--phantom-size 256] [--vertebra-template MASK]
-                                [--output bench/results/level_count.md]
+                                [--first-seed 1000000] [--output bench/results/level_count.md]
+
+The counter's settings were chosen on the default seeds; ``--first-seed 3000000`` (written to
+``bench/results/level_count_validation.md``) checks them on phantoms they were not chosen on.
 
 Per case: the counter's L3 range (or "abstain"), the anchors it found, the range each count gives
 on its own, the truth where known, and the verdict:

@@ -331,7 +331,7 @@ def test_the_command_prints_its_whole_answer_and_its_exit_code_before_the_quick_
                              timeout=300, env=env)
     assert missing.returncode == 2 and "none.nii.gz" in missing.stderr
     # output still in Python's buffers (a pipe is block-buffered) is flushed before the exit
-    buffered = ("import l3locator.cli as cli; cli.main = lambda: print('x' * 5000, end='') or 4; cli.run_and_exit()")
+    buffered = "import l3locator.cli as cli; cli.main = lambda: print('x' * 5000, end='') or 4; cli.run_and_exit()"
     buffering = {name: value for name, value in env.items() if name != "PYTHONUNBUFFERED"}
     done = subprocess.run([sys.executable, "-c", buffered], capture_output=True, text=True, timeout=60, env=buffering)
     assert (done.returncode, done.stdout) == (4, "x" * 5000)
