@@ -165,15 +165,14 @@ def _body_profile(spine: SpineTrack) -> np.ndarray:
     ry, rx = BODY_PROFILE_RADII_MM[0] / spine.pixel_mm[0], BODY_PROFILE_RADII_MM[1] / spine.pixel_mm[1]
     hy, hx = int(np.ceil(ry)), int(np.ceil(rx))
     yy, xx = np.mgrid[-hy : hy + 1, -hx : hx + 1]
-    disc = (yy / ry) ** 2 + (xx / rx) ** 2 <= 1.0
-    out = np.empty(spine.stack.shape[0])
-    for k in range(spine.stack.shape[0]):
-        r, c = int(round(spine.rows[k])), int(round(spine.cols[k]))
-        r0, c0 = max(r - hy, 0), max(c - hx, 0)
-        patch = spine.stack[k, r0 : r + hy + 1, c0 : c + hx + 1]
-        mask = disc[r0 - (r - hy) :, c0 - (c - hx) :][: patch.shape[0], : patch.shape[1]]
-        out[k] = float(patch[mask].mean()) if mask.any() else 0.0
-    return out
+    inside = (yy / ry) ** 2 + (xx / rx) ** 2 <= 1.0
+    n, height, width = spine.stack.shape
+    rows = np.round(spine.rows).astype(np.int64)[:, None] + yy[inside][None, :]  # [slice, ellipse pixel]
+    cols = np.round(spine.cols).astype(np.int64)[:, None] + xx[inside][None, :]
+    valid = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    hu = spine.stack[np.arange(n)[:, None], rows.clip(0, height - 1), cols.clip(0, width - 1)].astype(np.float64)
+    counted = valid.sum(axis=1)
+    return np.where(counted > 0, np.where(valid, hu, 0.0).sum(axis=1) / np.maximum(counted, 1), 0.0)
 
 
 def _peaks(values: np.ndarray, distance: int = 1) -> np.ndarray:
