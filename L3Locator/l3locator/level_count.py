@@ -198,21 +198,34 @@ def _peaks(values: np.ndarray, distance: int = 1) -> np.ndarray:
     return peaks[keep]
 
 
-def _find_discs(profile: np.ndarray, dz: float) -> tuple[np.ndarray, float]:
-    """Step 2: disc heights (mm above slice 0) and the spine's period (mm), from the body profile."""
+def _smoothed_mm(profile: np.ndarray, dz: float) -> tuple[np.ndarray, np.ndarray]:
+    """The body profile resampled to 1 mm along z and smoothed: heights (mm above slice 0), values."""
     z_mm = np.arange(len(profile)) * dz
     grid = np.arange(0.0, z_mm[-1] + 1e-9, 1.0)
-    p = ndimage.gaussian_filter1d(np.interp(grid, z_mm, profile), max(1.5, dz / 2.5))
+    return grid, ndimage.gaussian_filter1d(np.interp(grid, z_mm, profile), max(1.5, dz / 2.5))
+
+
+def _period_mm(p: np.ndarray) -> float:
+    """The spine's period (mm, body plus disc) in a profile sampled every 1 mm: the highest
+    autocorrelation peak in 22-50 mm; 0.0 when the profile is too short to tell."""
     detrended = p - ndimage.gaussian_filter1d(p, 20.0)
     lags = np.arange(22, 51)
     centred = detrended - detrended.mean()
     if len(centred) <= lags[-1] + 10:
-        return np.array([]), 0.0
+        return 0.0
     corr = np.array([np.dot(centred[:-lag], centred[lag:]) / (len(centred) - lag) for lag in lags])
     # The highest interior peak: a trend left in the profile (the sacrum, a long scan's drift) can
     # make the autocorrelation climb to the end of the lag range, which is no period.
     peaks = _peaks(corr)
-    period = float(lags[peaks[np.argmax(corr[peaks])]] if peaks.size else lags[int(np.argmax(corr))])
+    return float(lags[peaks[np.argmax(corr[peaks])]] if peaks.size else lags[int(np.argmax(corr))])
+
+
+def _find_discs(profile: np.ndarray, dz: float) -> tuple[np.ndarray, float]:
+    """Step 2: disc heights (mm above slice 0) and the spine's period (mm), from the body profile."""
+    grid, p = _smoothed_mm(profile, dz)
+    period = _period_mm(p)
+    if period == 0.0:
+        return np.array([]), 0.0
     minima = _peaks(-p, distance=max(1, int(0.65 * period)))
     discs = []
     for m in minima:
@@ -235,7 +248,7 @@ def _lumbar_period(profile: np.ndarray, dz: float, sacrum_mm: float | None, rib_
     first, last = max(0, int(low / dz)), min(len(profile) - 1, int(np.ceil(high / dz)))
     if (last - first) * dz <= 60.0:
         return None
-    return _find_discs(profile[first : last + 1], dz)[1] or None
+    return _period_mm(_smoothed_mm(profile[first : last + 1], dz)[1]) or None
 
 
 def _sacrum_top(spine: SpineTrack, body_width_mm: float, highest_mm: float | None = None) -> float | None:
