@@ -14,7 +14,10 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
 2. **Body profile.** Per slice, the mean HU inside an ellipse (16 mm across, 12 mm deep) at the
    body's centre, resampled to 1 mm along z. **Discs** are its minima, at least 0.65 × the
    spine's period apart (the period, body plus disc, is the highest autocorrelation peak in 22–50 mm),
-   each standing out from the bodies on both sides by :data:`MIN_DISC_DIP_HU` or more.
+   each standing out from the bodies on both sides by :data:`MIN_DISC_DIP_HU` or more. Where the
+   cancellous bone reads no brighter than a disc (osteoporotic bone), the discs are the bright,
+   narrow peaks of their endplates instead, and the dips between them the bodies' middles
+   (:func:`_endplate_discs`, :func:`_with_endplates`).
 3. **Sacrum anchor (from below).** Per slice, the width of the bone run through the body centre
    in the band from 5 mm in front of to 16 mm behind the body centre (:data:`SACRUM_BAND_MM`): at S1 the sacral alae (and the iliac bones beyond the SI
    joints) make it at least :data:`SACRUM_WIDTH_RATIO` × the median vertebral body width. The
@@ -79,6 +82,12 @@ MIN_LENGTH_MM = 150.0
 BODY_PROFILE_RADII_MM = (6.0, 8.0)
 #: A disc's mean HU must lie this far below the bodies above and below it.
 MIN_DISC_DIP_HU = 25.0
+#: A disc seen as an endplate complex (:func:`_endplate_discs`): a peak of the body profile standing at
+#: least this many HU above the profile's median within half a period, and under
+#: :data:`ENDPLATE_WIDTH` periods wide at half its height (bodies are plateaus, not peaks). 60-120 HU
+#: and 0.25-0.4 periods count alike on the phantoms (``bench/README.md``).
+ENDPLATE_HU = 80.0
+ENDPLATE_WIDTH = 0.3
 #: A disc is looked for no nearer to the scan's first or last slice than this share of the spine's
 #: period (body plus disc): enough of the next body to see the dip, and a scan that ends half-way
 #: down L4 still shows the L3/L4 disc (half a period, the earlier margin, lost it).
@@ -228,13 +237,62 @@ def _find_discs(profile: np.ndarray, dz: float) -> tuple[np.ndarray, float]:
         return np.array([]), 0.0
     minima = _peaks(-p, distance=max(1, int(0.65 * period)))
     discs = []
+    margin = int(DISC_EDGE_FRACTION * period)
     for m in minima:
         half = int(0.5 * period)
         above, below = p[m : m + half + 1].max(), p[max(m - half, 0) : m + 1].max()
-        margin = int(DISC_EDGE_FRACTION * period)
         if min(above, below) - p[m] >= MIN_DISC_DIP_HU and margin <= m <= len(p) - 1 - margin:
             discs.append(grid[m])
+    endplates = _endplate_discs(p, period)
+    endplates = grid[endplates[(endplates >= margin) & (endplates <= len(p) - 1 - margin)]]
+    if endplates.size >= 2:
+        return _with_endplates(np.asarray(discs), endplates, period), period
     return np.asarray(discs), period
+
+
+def _with_endplates(dips: np.ndarray, endplates: np.ndarray, period: float) -> np.ndarray:
+    """The discs (heights in mm, ascending) from the profile's dips and its endplate complexes: a dip
+    within 0.3 periods of an endplate complex is that disc; a dip with an endplate complex on each
+    side within 0.8 periods is the middle of a body whose cancellous bone reads no brighter than a
+    disc, and is dropped; an endplate complex with no dip within 0.3 periods is a disc the dips missed."""
+    def mid_body(d: float) -> bool:
+        below, above = d - endplates, endplates - d
+        return bool(np.any((below > 0) & (below <= 0.8 * period)) and np.any((above > 0) & (above <= 0.8 * period)))
+
+    kept = [d for d in dips if np.min(np.abs(endplates - d)) <= 0.3 * period or not mid_body(d)]
+    added = [e for e in endplates if not kept or np.min(np.abs(np.asarray(kept) - e)) > 0.3 * period]
+    return np.sort(np.asarray(kept + added, dtype=float))
+
+
+def _endplate_discs(p: np.ndarray, period: float) -> np.ndarray:
+    """Indices in ``p`` (the body profile, 1 mm per sample) of discs seen as endplate complexes:
+    narrow peaks (:data:`ENDPLATE_WIDTH`) standing :data:`ENDPLATE_HU` above the profile's median
+    within half a period (``period`` in mm). Where cancellous bone reads no brighter than a disc
+    (osteoporotic bone: 60-100 HU), a disc makes no dip in the profile, but its two cortical
+    endplates make a bright peak (one, or two closer than 0.4 periods, taken as one disc between
+    them), and the profile's dips fall mid-body."""
+    half = max(1, int(0.5 * period))
+    base = ndimage.median_filter(p, size=2 * half + 1, mode="nearest")
+    rise = p - base
+    found = []
+    for m in _peaks(p):
+        if rise[m] < ENDPLATE_HU:
+            continue
+        level = base[m] + 0.5 * rise[m]
+        lo, hi = m, m
+        while lo > 0 and p[lo - 1] > level:
+            lo -= 1
+        while hi < len(p) - 1 and p[hi + 1] > level:
+            hi += 1
+        if hi - lo + 1 <= ENDPLATE_WIDTH * period:
+            found.append(m)
+    merged: list[float] = []
+    for m in found:
+        if merged and m - merged[-1] < 0.4 * period:
+            merged[-1] = 0.5 * (merged[-1] + m)
+        else:
+            merged.append(float(m))
+    return np.round(np.asarray(merged)).astype(np.int64)
 
 
 def _lumbar_period(profile: np.ndarray, dz: float, sacrum_mm: float | None, rib_mm: float | None) -> float | None:
