@@ -26,9 +26,9 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
    are as wide as sacral alae) is S1; the disc at it is L5/S1 (where that
    wedge-shaped disc shows no dip, the top of S1 stands in for it, when the next disc lies one
    vertebra higher), and L3 is the third body above it.
-4. **Rib anchor (from above).** A coronal maximum-intensity picture of a slab from 40 mm in
-   front of to 60 mm behind the body centre; thick bone (kidneys with contrast, iliac wings,
-   femoral heads) is removed by an opening of radius :data:`OPENING_MM`, so only thin bone is left. Outside the spine
+4. **Rib anchor (from above).** A coronal maximum-intensity picture of the slab from the body
+   centre to :data:`RIB_SLAB_BEHIND_MM` behind it, bone above :data:`RIB_HU`; thick bone (iliac
+   wings, femoral heads) is removed by an opening of radius :data:`OPENING_MM`, so only thin bone is left. Outside the spine
    column, a **rib** is a thin-bone component that starts at the spine (within 15 mm of the
    column), reaches at least :data:`RIB_REACH_MM` from the midline (most lumbar transverse
    processes stop short of it) and drops at least :data:`RIB_DROP_MM` from its medial to its
@@ -109,6 +109,13 @@ OPENING_MM = 12.0
 RIB_DROP_MM = 15.0
 #: A rib's partner on the other side leaves the spine within this height (mm) of it.
 RIB_PAIR_MM = 12.0
+#: The rib picture is the most intense projection of the slab from the body centre to this far behind
+#: it (mm), thresholded at :data:`RIB_HU`: behind the body centre the ribs run near their heads, apart
+#: from each other, and no contrast-filled heart, aorta or spleen lies over them; the contrast-filled
+#: kidneys beside the lowest ribs stay under the threshold (a 180 HU bone threshold and a slab from
+#: 40 mm in front broke or merged the lowest ribs; ``bench/README.md``).
+RIB_SLAB_BEHIND_MM = 60.0
+RIB_HU = 250.0
 #: The highest point of the lowest rib's medial end lies in the upper part of its vertebra, a little
 #: below the disc above it (2-5 mm on phantoms), and a disc found a few mm low can fall just below it:
 #: the disc above the rib-bearing body is the first one above the rib less this share of the period.
@@ -363,10 +370,10 @@ def _lowest_rib_mm(spine: SpineTrack, body_width_mm: float, period_mm: float) ->
     picture = np.full((n, width), -1000.0, np.float32)
     for k in range(n):
         r = int(round(spine.rows[k] / step))
-        slab = coarse[k, max(r - int(40.0 / cpx[0]), 0) : max(r + int(60.0 / cpx[0]), 1)]
+        slab = coarse[k, max(r, 0) : max(r + int(RIB_SLAB_BEHIND_MM / cpx[0]), 1)]
         if slab.size:
             picture[k] = slab.max(axis=0)
-    bone = picture > BONE_HU
+    bone = picture > RIB_HU
     ry, rx = max(1, int(round(OPENING_MM / spine.dz))), max(1, int(round(OPENING_MM / cpx[1])))
     yy, xx = np.mgrid[-ry : ry + 1, -rx : rx + 1]
     thick = ndimage.binary_opening(bone, (yy / ry) ** 2 + (xx / rx) ** 2 <= 1.0)
