@@ -29,11 +29,20 @@ painted from a real vertebra mask (``--vertebra-template``, as ``bench/accuracy.
 model's training data): kinds ``phantom`` and ``phantom, templated``.
 Also the counter's time per scan, and on a 512 x 512 x 495 volume (the ACRIN scan with each
 slice repeated five times, 0.85 mm apart) against the 0.3 s budget.
+
+**Discs.** Every count stands on the discs the counter finds, so they are checked on their own
+against the true discs: the middles between consecutive vertebral bodies (the sacrum left out) of
+the phantoms' body ranges, of the hand-counted real abdomen, and of the real scans' vertebra label
+maps (each slice's label taken from the front third of the labelled rows, where the bodies lie:
+the arches of the vertebra above reach down beside the body below). A found disc within a quarter
+of the true discs' median spacing of a true disc is a hit; one farther from every true disc,
+within the true discs' span, is a false disc.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -57,6 +66,13 @@ THIN_SLICE_COUNTS = (150, 300, 500)
 PHANTOM_MIX = (("abdomen", 5.0, None), ("abdomen", 2.5, None), ("whole_body", 3.0, None), ("abdomen", 1.25, None),
                ("chest", 3.0, None), ("l3_edge", 2.5, None), ("abdomen", 2.5, "11_ribs"), ("abdomen", 3.0, "13_ribs"),
                ("abdomen", 2.5, "lumbarised"), ("abdomen", 3.0, "sacralised"), ("abdomen", 1.0, None), ("whole_body", 5.0, None))
+
+
+#: A found disc within this fraction of the true discs' median spacing of a true disc is a hit.
+DISC_HIT_FRACTION = 0.25
+#: True discs closer than this (mm) to either end of the scan are not scored: the counter does not
+#: look for discs at the scan's edges.
+DISC_EDGE_MM = 15.0
 
 
 def verdict(count: LevelCount, truth: tuple[int, int] | None) -> str:
@@ -121,9 +137,10 @@ def record(name: str, kind: str, volume: CTVolume, count: LevelCount, seconds: f
 
 
 def phantom_rows(count: int, shape_ij: int, templates: VertebraTemplates | None = None, kind: str = "phantom",
-                 first_seed: int = HELD_OUT_SEED) -> list[dict]:
+                 first_seed: int = HELD_OUT_SEED, discs: list[dict] | None = None) -> list[dict]:
     """Held-out phantoms from ``first_seed`` on (variants forced by :data:`PHANTOM_MIX`), vertebrae
-    from ``templates`` (None: analytic), and their one-anchor cuts (kind ``"<kind>, one anchor"``)."""
+    from ``templates`` (None: analytic), and their one-anchor cuts (kind ``"<kind>, one anchor"``).
+    Each whole phantom's discs are checked into ``discs`` (:func:`disc_row`)."""
     rows = []
     for n in range(count):
         extent, thickness, variant = PHANTOM_MIX[n % len(PHANTOM_MIX)]
@@ -134,13 +151,57 @@ def phantom_rows(count: int, shape_ij: int, templates: VertebraTemplates | None 
         transitional = drawn in ("lumbarised", "sacralised")
         expected = "abstain" if phantom.l3_range is None or extent in ("chest", "l3_edge") or transitional else "right"
         name = f"phantom-{seed}-{extent}-{thickness}mm-{drawn}"
-        rows.append(row(name, kind, phantom.volume, phantom.l3_range, expected))
+        counted, seconds = timed(phantom.volume)
+        rows.append(record(name, kind, phantom.volume, counted, seconds, phantom.l3_range, expected, "none"))
         print(rows[-1], flush=True)
+        if discs is not None:
+            discs.append(disc_row(name, kind, phantom.volume, counted, phantom.body_ranges))
         if extent in ("abdomen", "whole_body") and {"L2", "L4"} <= set(phantom.body_ranges):
             for framing, part, truth in cuts(phantom.volume, phantom.body_ranges["L2"], phantom.l3_range, phantom.body_ranges["L4"]):
                 rows.append(row(f"{name} {framing}", f"{kind}, one anchor", part, truth, "abstain", "any" if transitional else "right"))
                 print(rows[-1], flush=True)
     return rows
+
+
+def true_discs(body_ranges: dict[str, tuple[int, int]]) -> np.ndarray:
+    """Stored-slice positions of the discs between consecutive vertebral bodies (inclusive body
+    ranges in stored slices; the sacrum left out: the counter may stand S1's top in for L5/S1)."""
+    ranges = sorted((r for name, r in body_ranges.items() if name != "sacrum"), key=lambda r: r[0])
+    return np.array([0.5 * (lower[1] + upper[0]) for lower, upper in zip(ranges, ranges[1:])])
+
+
+def label_map_body_ranges(labels: CTVolume) -> dict[str, tuple[int, int]]:
+    """Per vertebra label, the inclusive stored-slice range where it is the majority label in the front
+    third of the labelled rows (the bodies; the arches of the vertebra above reach down behind the
+    body below)."""
+    stack = labels.axial_stack()  # rows anterior to posterior
+    slices: dict[str, list[int]] = {}
+    for k, section in enumerate(stack):
+        rows = np.flatnonzero((section > 0).any(axis=1))
+        if rows.size == 0:
+            continue
+        front = section[rows[0] : rows[0] + max(1, rows.size // 3)]
+        ids = front[front > 0].astype(np.int64)
+        slices.setdefault(str(int(np.argmax(np.bincount(ids)))), []).append(k)
+    return {label: (min(ks), max(ks)) for label, ks in slices.items()}
+
+
+def disc_row(name: str, kind: str, volume: CTVolume, count: LevelCount, body_ranges: dict[str, tuple[int, int]]) -> dict:
+    """The counter's discs (``count.disc_slices``) against the true discs of ``body_ranges``."""
+    dz, n = volume.slice_thickness, volume.num_slices
+    truth = true_discs(body_ranges)
+    spacing_mm = float(np.median(np.diff(truth))) * dz if truth.size > 1 else 0.0
+    scored = truth[(truth * dz >= DISC_EDGE_MM) & ((n - 1 - truth) * dz >= DISC_EDGE_MM)]
+    found = np.asarray(count.disc_slices, dtype=float)
+    reach = DISC_HIT_FRACTION * spacing_mm / dz  # slices
+    hits = [float(np.min(np.abs(found - t))) for t in scored if found.size and np.min(np.abs(found - t)) <= reach]
+    span = (scored.min() - 2 * reach, scored.max() + 2 * reach) if scored.size else (0.0, -1.0)
+    inside = found[(found >= span[0]) & (found <= span[1])]
+    false = [f for f in inside if truth.size == 0 or np.min(np.abs(truth - f)) > reach]
+    return {"case": name, "kind": kind, "thickness_mm": round(dz, 3), "true_discs": len(scored), "hits": len(hits),
+            "false": len(false), "spacing_mm": round(spacing_mm, 1), "offset_mm": round(float(np.median(hits)) * dz, 1) if hits else "",
+            "found": " ".join(str(int(k)) for k in count.disc_slices) or "–",
+            "truth": " ".join(f"{t:g}" for t in scored) or "–", "reason": "" if count.disc_slices else count.reason}
 
 
 def thinned(volume: CTVolume, truth: tuple[int, int], num_slices: int) -> tuple[CTVolume, tuple[int, int]]:
@@ -150,14 +211,28 @@ def thinned(volume: CTVolume, truth: tuple[int, int], num_slices: int) -> tuple[
     return resample_slices(volume, num_slices), (int(round(truth[0] * scale)), int(round(truth[1] * scale)))
 
 
-def real_rows() -> list[dict]:
+def real_body_ranges(name: str) -> dict[str, tuple[int, int]] | None:
+    """The vertebral bodies' stored-slice ranges of the real scan ``name``: the hand count, or its
+    vertebra label map (:func:`label_map_body_ranges`); None when it has neither."""
+    if name in COUNTED_LEVELS:
+        return COUNTED_LEVELS[name]
+    entry = next((e for e in json.loads((SHARED_DATA / "manifest.json").read_text()) if e.get("file") == name), {})
+    return label_map_body_ranges(load_ct(SHARED_DATA / entry["labels"])) if entry.get("labels") else None
+
+
+def real_rows(discs: list[dict] | None = None) -> list[dict]:
     """Every real scan of ``accuracy.real_cases`` (the same truth: label maps, or the hand count),
-    and the hand-counted abdomen again at thinner slices."""
+    and the hand-counted abdomen again at thinner slices. The discs of each scan with known bodies
+    are checked into ``discs``."""
     rows = []
     for case in real_cases():
         expected = "right" if case.name in COUNTED_L3 else "abstain"  # the others lack the sacrum (or L3 entirely)
-        rows.append(row(case.name, "real", case.volume, case.truth_range, expected))
+        counted, seconds = timed(case.volume)
+        rows.append(record(case.name, "real", case.volume, counted, seconds, case.truth_range, expected, "none"))
         print(rows[-1], flush=True)
+        bodies = real_body_ranges(case.name)
+        if discs is not None and bodies:
+            discs.append(disc_row(case.name, "real", case.volume, counted, bodies))
         if case.name in COUNTED_L3:
             levels = COUNTED_LEVELS[case.name]
             for framing, part, truth in cuts(case.volume, levels["L2"], levels["L3"], levels["L4"]):
@@ -187,7 +262,25 @@ def budget_row() -> dict | None:
     return record("acrin, slices repeated x5 (512x512x495)", "budget", big, count, seconds, (47 * 5, 54 * 5 + 4), "right", "none")
 
 
-def write_markdown(rows: list[dict], path: Path, templated: str, first_seed: int, command: str) -> None:
+def disc_lines(discs: list[dict]) -> list[str]:
+    """The disc check's section: a tally per kind, then one row per scan."""
+    lines = ["## Discs found against the true discs", "",
+             f"Stored slices. `hits`: true discs (away from the scan's ends by {DISC_EDGE_MM:g} mm) with a found disc within",
+             f"{DISC_HIT_FRACTION:g} of the true discs' median spacing; `false`: found discs that far from every true disc,",
+             "inside the true discs' span; `offset`: the hits' median distance to their true disc.", "",
+             "| kind | scans | true discs | hits | false discs |", "|---|---|---|---|---|"]
+    for kind in dict.fromkeys(d["kind"] for d in discs):
+        subset = [d for d in discs if d["kind"] == kind]
+        lines.append(f"| {kind} | {len(subset)} | {sum(d['true_discs'] for d in subset)} | {sum(d['hits'] for d in subset)} | "
+                     f"{sum(d['false'] for d in subset)} |")
+    lines += ["", "| case | kind | mm | true discs | hits | false | spacing mm | offset mm | found | true | note |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {d['case']} | {d['kind']} | {d['thickness_mm']} | {d['true_discs']} | {d['hits']} | {d['false']} | {d['spacing_mm']} | "
+              f"{d['offset_mm']} | {d['found']} | {d['truth']} | {d['reason']} |" for d in discs]
+    return lines + [""]
+
+
+def write_markdown(rows: list[dict], path: Path, templated: str, first_seed: int, command: str, discs: list[dict] | None = None) -> None:
     lines = ["# Vertebra counting: the classical second opinion (issue 16)", "",
              f"`{command}` — `l3locator.level_count.count_levels` on held-out phantoms (seeds from",
              f"{first_seed:,}, variants forced for some; `templated`: vertebrae {templated}) and the real scans in `../shared`. Verdict: `right` = the range",
@@ -211,6 +304,8 @@ def write_markdown(rows: list[dict], path: Path, templated: str, first_seed: int
                   f"{r['from_ribs']} | {r['verdict']} | {r['expected']} | {r['one_count']} | {r['one_verdict']} | {r['one_expected']} | "
                   f"{r['seconds']} | {r['reason']} |" for r in subset]
         lines.append("")
+    if discs:
+        lines += disc_lines(discs)
     path.write_text("\n".join(lines))
 
 
@@ -224,16 +319,17 @@ def main() -> int:
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "level_count.md"))
     args = parser.parse_args()
     templates, described = vertebra_templates(args.vertebra_template)
-    rows = phantom_rows(args.phantoms, args.phantom_size, first_seed=args.first_seed)
+    discs: list[dict] = []
+    rows = phantom_rows(args.phantoms, args.phantom_size, first_seed=args.first_seed, discs=discs)
     if templates is not None:
-        rows += phantom_rows(args.phantoms, args.phantom_size, templates, "phantom, templated", args.first_seed)
-    rows += real_rows()
+        rows += phantom_rows(args.phantoms, args.phantom_size, templates, "phantom, templated", args.first_seed, discs)
+    rows += real_rows(discs)
     budget = budget_row()
     if budget:
         rows.append(budget)
         print(budget)
     command = " ".join(["python bench/level_count.py", *sys.argv[1:]])
-    write_markdown(rows, Path(args.output), described, args.first_seed, command)
+    write_markdown(rows, Path(args.output), described, args.first_seed, command, discs)
     wrong = sum(r["verdict"] == "wrong" for r in rows)
     one_wrong = sum(r["one_verdict"] == "wrong" and r["one_expected"] == "right" for r in rows)
     print(f"wrote {args.output}: {len(rows)} cases, {wrong} wrong; one count wrong where it should be right: {one_wrong}")
