@@ -11,13 +11,17 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
 1. **Spine track** (:mod:`l3locator.spine`). On a copy strided in-plane to about 3 mm, bone (> :data:`~l3locator.spine.BODY_HU` HU) is
    averaged over 30 mm chunks of slices; the vertebral body is the strongest smoothed bone blob
    within 35 mm of the body's lateral midline, chained chunk to chunk (jumps of at most 20 mm).
-2. **Body profile.** Per slice, the mean HU inside an ellipse (16 mm across, 12 mm deep) at the
-   body's centre, resampled to 1 mm along z. **Discs** are its minima, at least 0.65 × the
-   spine's period apart (the period, body plus disc, is the highest autocorrelation peak in 22–50 mm),
-   each standing out from the bodies on both sides by :data:`MIN_DISC_DIP_HU` or more. Where the
-   cancellous bone reads no brighter than a disc (osteoporotic bone), the discs are the bright,
-   narrow peaks of their endplates instead, and the dips between them the bodies' middles
-   (:func:`_endplate_discs`, :func:`_with_endplates`).
+2. **Discs.** The **body profile**, per slice the mean HU inside an ellipse (16 mm across, 12 mm
+   deep) at the body's centre resampled to 1 mm along z, gives the spine's period (body plus disc:
+   the highest autocorrelation peak in 22–50 mm). The discs are read from the **ring profile**
+   (:func:`_ring_profile`): per slice, the brightest HU along five rays from the body's centre (to
+   either side, forwards, and forwards to either side; :data:`RING_RADII_MM` out), the median of
+   the five. A body's slices show its cortical shell there (and healthy cancellous bone), a disc's
+   neither, whichever of disc and cancellous bone reads brighter. **Discs** are the ring profile's
+   minima, at least 0.65 periods apart, each :data:`MIN_DISC_DIP_HU` or more below the ring on both
+   sides. (Until 2026-12-03 they were the body profile's dips, with a rule for bright endplates: on
+   the real contrast chest CT in ../shared, bodies at 47-75 HU and each disc averaged with its
+   endplates to 150-265 HU at 2.5 mm slices, the dips fell mid-body; ``bench/README.md``.)
 3. **Sacrum anchor (from below).** Per slice, the width of the bone run through the body centre
    in the band from 10 mm in front of to 10 mm behind the body centre (:data:`SACRUM_BAND_MM`): at S1 the sacral alae (and the iliac bones beyond the SI
    joints) make it at least :data:`SACRUM_WIDTH_RATIO` × the median vertebral body width. The
@@ -81,14 +85,16 @@ MIN_LENGTH_MM = 150.0
 #: counts 50 right / 2 wrong against 56 / 1 over three phantom seed ranges, lone counts alike (177 / 30);
 #: at 20 x 24 mm the real ACRIN abdomen lost its count at two of its four samplings (bench/README.md).
 BODY_PROFILE_RADII_MM = (6.0, 8.0)
-#: A disc's mean HU must lie this far below the bodies above and below it.
-MIN_DISC_DIP_HU = 25.0
-#: A disc seen as an endplate complex (:func:`_endplate_discs`): a peak of the body profile standing at
-#: least this many HU above the profile's median within half a period, and under
-#: :data:`ENDPLATE_WIDTH` periods wide at half its height (bodies are plateaus, not peaks). 60-120 HU
-#: and 0.25-0.4 periods count alike on the phantoms (``bench/README.md``).
-ENDPLATE_HU = 80.0
-ENDPLATE_WIDTH = 0.3
+#: Step 2's rays run from this far to this far (mm) from the body's centre: from inside the body to
+#: past its cortical shell at the sides (a lumbar body is about 45 mm wide, 30 mm deep). Starting
+#: at 8 or 6 mm found fewer discs on phantoms and counted fewer spines (``bench/README.md``).
+RING_RADII_MM = (4.0, 22.0)
+#: The rays' directions as (row, column) steps, rows anterior to posterior: to either side, forwards,
+#: and forwards to either side. Not backwards, where the canal and the vertebral arch lie.
+RING_RAYS = ((0.0, 1.0), (0.0, -1.0), (-1.0, 0.0), (-0.7071, 0.7071), (-0.7071, -0.7071))
+#: A disc's ring value must lie this far (HU) below the ring's highest on each side within half a
+#: period. 40 found more discs and more false ones, 100 fewer of both (``bench/README.md``).
+MIN_DISC_DIP_HU = 60.0
 #: A disc is looked for no nearer to the scan's first or last slice than this share of the spine's
 #: period (body plus disc): enough of the next body to see the dip, and a scan that ends half-way
 #: down L4 still shows the L3/L4 disc (half a period, the earlier margin, lost it).
@@ -194,6 +200,21 @@ def _body_profile(spine: SpineTrack) -> np.ndarray:
     return np.where(counted > 0, np.where(valid, hu, 0.0).sum(axis=1) / np.maximum(counted, 1), 0.0)
 
 
+def _ring_profile(spine: SpineTrack) -> np.ndarray:
+    """Step 2: per slice, the median over :data:`RING_RAYS` of the brightest HU along the ray from
+    :data:`RING_RADII_MM` [0] to [1] mm from the body's centre (float64, per slice; samples 0.5 mm
+    apart, nearest pixel, clipped to the slice)."""
+    radii = np.arange(RING_RADII_MM[0], RING_RADII_MM[1], 0.5)
+    rays = np.asarray(RING_RAYS)
+    n, height, width = spine.stack.shape
+    row_steps = (rays[:, :1] * radii[None, :] / spine.pixel_mm[0]).ravel()
+    col_steps = (rays[:, 1:] * radii[None, :] / spine.pixel_mm[1]).ravel()
+    rows = np.round(spine.rows[:, None] + row_steps[None, :]).astype(np.int64).clip(0, height - 1)
+    cols = np.round(spine.cols[:, None] + col_steps[None, :]).astype(np.int64).clip(0, width - 1)
+    hu = spine.stack[np.arange(n)[:, None], rows, cols].astype(np.float64).reshape(n, len(rays), len(radii))
+    return np.median(hu.max(axis=2), axis=1)
+
+
 def _peaks(values: np.ndarray, distance: int = 1) -> np.ndarray:
     """Indices (ascending) of the local maxima of ``values``, the first and last samples excluded;
     a flat top counts once, at its middle. Of two maxima closer than ``distance`` samples the
@@ -239,70 +260,20 @@ def _period_mm(p: np.ndarray) -> float:
     return float(lags[peaks[np.argmax(corr[peaks])]] if peaks.size else lags[int(np.argmax(corr))])
 
 
-def _find_discs(profile: np.ndarray, dz: float) -> tuple[np.ndarray, float]:
-    """Step 2: disc heights (mm above slice 0) and the spine's period (mm), from the body profile."""
-    grid, p = _smoothed_mm(profile, dz)
-    period = _period_mm(p)
+def _find_discs(profile: np.ndarray, ring: np.ndarray, dz: float) -> tuple[np.ndarray, float]:
+    """Step 2: disc heights (mm above slice 0) and the spine's period (mm), from the body profile
+    (the period) and the ring profile (the discs), both per slice, ``dz`` mm apart."""
+    period = _period_mm(_smoothed_mm(profile, dz)[1])
     if period == 0.0:
         return np.array([]), 0.0
-    minima = _peaks(-p, distance=max(1, int(0.65 * period)))
+    grid, p = _smoothed_mm(ring, dz)
+    half, margin = int(0.5 * period), int(DISC_EDGE_FRACTION * period)
     discs = []
-    margin = int(DISC_EDGE_FRACTION * period)
-    for m in minima:
-        half = int(0.5 * period)
+    for m in _peaks(-p, distance=max(1, int(0.65 * period))):
         above, below = p[m : m + half + 1].max(), p[max(m - half, 0) : m + 1].max()
         if min(above, below) - p[m] >= MIN_DISC_DIP_HU and margin <= m <= len(p) - 1 - margin:
             discs.append(grid[m])
-    endplates = _endplate_discs(p, period)
-    endplates = grid[endplates[(endplates >= margin) & (endplates <= len(p) - 1 - margin)]]
-    if endplates.size >= 2:
-        return _with_endplates(np.asarray(discs), endplates, period), period
     return np.asarray(discs), period
-
-
-def _with_endplates(dips: np.ndarray, endplates: np.ndarray, period: float) -> np.ndarray:
-    """The discs (heights in mm, ascending) from the profile's dips and its endplate complexes: a dip
-    within 0.3 periods of an endplate complex is that disc; a dip with an endplate complex on each
-    side within 0.8 periods is the middle of a body whose cancellous bone reads no brighter than a
-    disc, and is dropped; an endplate complex with no dip within 0.3 periods is a disc the dips missed."""
-    def mid_body(d: float) -> bool:
-        below, above = d - endplates, endplates - d
-        return bool(np.any((below > 0) & (below <= 0.8 * period)) and np.any((above > 0) & (above <= 0.8 * period)))
-
-    kept = [d for d in dips if np.min(np.abs(endplates - d)) <= 0.3 * period or not mid_body(d)]
-    added = [e for e in endplates if not kept or np.min(np.abs(np.asarray(kept) - e)) > 0.3 * period]
-    return np.sort(np.asarray(kept + added, dtype=float))
-
-
-def _endplate_discs(p: np.ndarray, period: float) -> np.ndarray:
-    """Indices in ``p`` (the body profile, 1 mm per sample) of discs seen as endplate complexes:
-    narrow peaks (:data:`ENDPLATE_WIDTH`) standing :data:`ENDPLATE_HU` above the profile's median
-    within half a period (``period`` in mm). Where cancellous bone reads no brighter than a disc
-    (osteoporotic bone: 60-100 HU), a disc makes no dip in the profile, but its two cortical
-    endplates make a bright peak (one, or two closer than 0.4 periods, taken as one disc between
-    them), and the profile's dips fall mid-body."""
-    half = max(1, int(0.5 * period))
-    base = ndimage.median_filter(p, size=2 * half + 1, mode="nearest")
-    rise = p - base
-    found = []
-    for m in _peaks(p):
-        if rise[m] < ENDPLATE_HU:
-            continue
-        level = base[m] + 0.5 * rise[m]
-        lo, hi = m, m
-        while lo > 0 and p[lo - 1] > level:
-            lo -= 1
-        while hi < len(p) - 1 and p[hi + 1] > level:
-            hi += 1
-        if hi - lo + 1 <= ENDPLATE_WIDTH * period:
-            found.append(m)
-    merged: list[float] = []
-    for m in found:
-        if merged and m - merged[-1] < 0.4 * period:
-            merged[-1] = 0.5 * (merged[-1] + m)
-        else:
-            merged.append(float(m))
-    return np.round(np.asarray(merged)).astype(np.int64)
 
 
 def _lumbar_period(profile: np.ndarray, dz: float, sacrum_mm: float | None, rib_mm: float | None) -> float | None:
@@ -447,7 +418,7 @@ def count_levels(volume: CTVolume) -> LevelCount:
     if spine is None:
         return LevelCount(None, reason="no spine found")
     profile = _body_profile(spine)
-    discs_mm, period = _find_discs(profile, dz)
+    discs_mm, period = _find_discs(profile, _ring_profile(spine), dz)
     body_width = _body_width_mm(spine)
     rib = _lowest_rib_mm(spine, body_width, period) if body_width > 0 else None
     highest_sacrum = None if rib is None else rib - MIN_RIB_TO_SACRUM_PERIODS * period
