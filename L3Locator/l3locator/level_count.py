@@ -10,7 +10,9 @@ Steps (all lengths in mm; ``z`` is height along the axial axis, superior up):
 
 1. **Spine track** (:mod:`l3locator.spine`). On a copy strided in-plane to about 3 mm, bone (> :data:`~l3locator.spine.BODY_HU` HU) is
    averaged over 30 mm chunks of slices; the vertebral body is the strongest smoothed bone blob
-   within 35 mm of the body's lateral midline, chained chunk to chunk (jumps of at most 20 mm).
+   within 35 mm of the body's lateral midline, replaced by the bone in front of the spinal canal
+   where the two lie apart, chained chunk to chunk (jumps of at most
+   :data:`~l3locator.spine.MAX_JUMP_MM`).
 2. **Discs.** The **body profile**, per slice the mean HU inside an ellipse (16 mm across, 12 mm
    deep) at the body's centre resampled to 1 mm along z, gives the spine's period (body plus disc:
    the highest autocorrelation peak in 22–50 mm). The discs are read from the **ring profile**
@@ -239,7 +241,8 @@ def _peaks(values: np.ndarray, distance: int = 1) -> np.ndarray:
 
 
 def _smoothed_mm(profile: np.ndarray, dz: float) -> tuple[np.ndarray, np.ndarray]:
-    """The body profile resampled to 1 mm along z and smoothed: heights (mm above slice 0), values."""
+    """A per-slice profile (body or ring) resampled to 1 mm along z and smoothed: heights (mm above
+    slice 0), values."""
     z_mm = np.arange(len(profile)) * dz
     grid = np.arange(0.0, z_mm[-1] + 1e-9, 1.0)
     return grid, ndimage.gaussian_filter1d(np.interp(grid, z_mm, profile), max(1.5, dz / 2.5))
