@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     network = model.network.float().eval()
     l3_column = model.class_names.index("L3")
     templates, template_text = vertebra_templates(None)
-    lines = [f"# An int8 screen for the fast path (issue 13): a measurement", "",
-             f"Command: `python bench/int8_screen.py {' '.join(argv if argv is not None else sys.argv[1:])}`  ",
+    lines = ["# An int8 screen for the fast path (issue 13): a measurement", "",
+             "Command: `" + " ".join(["python bench/int8_screen.py", *(argv if argv is not None else sys.argv[1:])]) + "`  ",
              f"Date: {time.strftime('%Y-%m-%d %H:%M')}; machine: {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
              f"load average before: {load_line()}  ",
              f"Model: `{Path(args.model).name}` ({model.arch}, input {model.preprocessing.input_size} px); phantoms {template_text}; "
