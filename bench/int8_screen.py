@@ -50,6 +50,8 @@ from l3locator.pipeline import find_l3
 CALIBRATION_SEED = 5_000_000
 CALIBRATION_SLICES_PER_PHANTOM = 24
 BATCH = 16
+#: The hand-written section of the report, kept when the script rewrites it.
+READING = "## Reading"
 
 
 def int8_network(model: L3Model, calibration: torch.Tensor) -> torch.nn.Module:
@@ -171,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines), flush=True)
 
     rows, every_int8, every_bf16 = [], [], []
-    for case in real_cases() + phantom_cases(args.phantoms, 256, templates):
+    real = real_cases()
+    for case in real + phantom_cases(args.phantoms, 256, templates):
         inputs = ScanSlices.of_volume(case.volume, model.preprocessing).inputs(np.arange(case.volume.num_slices))
         reference = log_odds(network, inputs, l3_column)
         d8 = np.abs(log_odds(quantized, inputs, l3_column) - reference)
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     fast_scoring.SliceClassifier = Int8Screen
     shipped_plan = fast_scoring.score_coarse_to_fine.__kwdefaults__["plan"]
     int8_plan = fast_scoring.SamplingPlan(bf16_logit_error=args.int8_bound, bf16_cost=costs["int8"] / costs["fp32 (channels-last)"])
-    scans = [(f"{case.name} @ 500 slices", resample_slices(case.volume, 500)) for case in real_cases()]
+    scans = [(f"{case.name} @ 500 slices", resample_slices(case.volume, 500)) for case in real]
     volume, label = phantom_500()
     scans.append((label, volume))
     rows = []
@@ -220,9 +223,9 @@ def main(argv: list[str] | None = None) -> int:
               "speed-up: exhaustive / warm. Same answer: slice, range and flags equal those of exhaustive float32 scoring.",
               f"Load average after: {load_line()}.", ""]
     output = Path(args.output)
-    reading = output.read_text().split("## Reading", 1)[1] if output.is_file() and "## Reading" in output.read_text() else None
-    text = "\n".join(lines) + ("\n## Reading" + reading if reading else "")
-    output.write_text(text)
+    kept = output.read_text(encoding="utf-8").partition(READING)[2] if output.is_file() else ""
+    text = "\n".join(lines) + (f"\n{READING}{kept}" if kept else "")
+    output.write_text(text, encoding="utf-8")
     print(text)
     return 0
 
